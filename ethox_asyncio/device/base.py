@@ -1,0 +1,106 @@
+"""The Device protocol: what the loop needs from anything that moves Ethernet frames.
+
+Contract:
+
+- ``receive(max_frames)`` returns at most ``max_frames`` (and at most
+  ``capabilities.max_batch``) frames that are ready *now*, never blocking; an empty
+  sequence means nothing is pending. The returned views may be writable (so the stack
+  can answer in place) and stay valid only until the next ``receive()`` call: a device
+  may reuse their buffers. Whoever keeps data longer copies it.
+- ``transmit(frames)`` hands a batch to the device and returns how many frames, from
+  the start of the batch, it accepted; the rest were not sent (the queue is full) and
+  may be retried. The device is done with the caller's buffers when it returns.
+- ``fileno()`` is a descriptor that polls readable while ``receive()`` has frames to
+  give, so an event loop can ``add_reader`` it.
+- ``close()`` releases the device; it is idempotent. Any other call afterwards raises
+  ``DeviceClosed``.
+
+Devices know file descriptors and bytes, not protocols: this package never imports
+``ethox_asyncio.stack``.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias, runtime_checkable
+
+__all__ = [
+    "ETHERNET_HEADER_LEN",
+    "VLAN_TAG_LEN",
+    "Device",
+    "DeviceCapabilities",
+    "DeviceClosed",
+    "DeviceError",
+    "Frame",
+    "FrameTooLarge",
+]
+
+#: Destination MAC, source MAC, EtherType (IEEE 802.3 clause 3.1.1).
+ETHERNET_HEADER_LEN = 14
+#: One IEEE 802.1Q tag (TPID + TCI) between the source MAC and the EtherType.
+VLAN_TAG_LEN = 4
+
+#: What ``transmit()`` accepts as one frame: any contiguous bytes-like object.
+Frame: TypeAlias = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCapabilities:
+    """What a device can do, so the stack adapts instead of guessing.
+
+    ``mtu`` is the largest IP packet (the Ethernet payload, header excluded).
+    ``max_batch`` bounds the frames one ``receive()`` returns. ``checksum_offload``:
+    received frames have had their L4 checksums verified and transmitted frames may
+    carry only a partial (pseudo-header) checksum. ``tso``: the device accepts TCP
+    super-frames larger than the MTU and segments them. ``vnet_header``: frames
+    carry a ``virtio_net_hdr`` in front of the Ethernet header.
+    """
+
+    mtu: int
+    max_batch: int
+    checksum_offload: bool = False
+    tso: bool = False
+    vnet_header: bool = False
+
+
+@runtime_checkable
+class Device(Protocol):
+    """A source and sink of Ethernet frames with a readiness descriptor (see module doc)."""
+
+    @property
+    def capabilities(self) -> DeviceCapabilities: ...
+
+    def fileno(self) -> int: ...
+
+    def receive(self, max_frames: int) -> Sequence[memoryview]: ...
+
+    def transmit(self, frames: Sequence[Frame]) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class DeviceError(OSError):
+    """Base of the errors a device raises."""
+
+
+class DeviceClosed(DeviceError):
+    """The device was used after ``close()``."""
+
+    def __init__(self, what: str = "device") -> None:
+        super().__init__(errno.EBADF, f"{what} is closed")
+
+
+class FrameTooLarge(DeviceError):
+    """A frame handed to ``transmit()`` exceeds what the link can carry."""
+
+    def __init__(self, frame_len: int, max_frame_len: int, mtu: int) -> None:
+        super().__init__(
+            errno.EMSGSIZE,
+            f"frame of {frame_len} bytes exceeds the link limit of {max_frame_len} bytes "
+            f"(MTU {mtu} + {max_frame_len - mtu} bytes of Ethernet header)",
+        )
+        self.frame_len = frame_len
+        self.max_frame_len = max_frame_len
+        self.mtu = mtu
