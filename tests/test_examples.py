@@ -1,0 +1,26 @@
+"""Examples and benchmarks stay runnable (smoke runs, no timing assertions)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.py")), ids=lambda p: p.name)
+def test_example_runs(script: Path) -> None:
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_wire_benchmark_runs_bounded() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "wire.py"), "--repeat", "1",
+                             "--number", "10"], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert "parse_tcp_fast" in result.stdout
