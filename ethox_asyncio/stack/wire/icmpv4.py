@@ -29,6 +29,7 @@ from typing import ClassVar, NamedTuple
 
 from .checksum import CHECKSUM_SOFTWARE, ChecksumCaps, TxChecksum, checksum, update16, verify
 from .errors import BadChecksum, Malformed, Truncated, Unsupported
+from .icmp_header import HEADER_LEN, IcmpHeaderView
 from .ip import IpProtocol, protocol_name
 
 __all__ = [
@@ -55,12 +56,6 @@ WritableBuffer = bytearray | memoryview
 # the type ("rest of header"), then the data.
 _HEADER = struct.Struct("!BBHI")
 _U16 = struct.Struct("!H")
-HEADER_LEN = 8
-_TYPE_OFFSET = 0
-_CODE_OFFSET = 1
-_CHECKSUM_OFFSET = 2
-_ECHO_IDENT_OFFSET = 4  # RFC 792 Echo: identifier
-_ECHO_SEQ_NO_OFFSET = 6  # RFC 792 Echo: sequence number
 _POINTER_OFFSET = 4  # RFC 792 Parameter Problem: pointer
 _NEXT_HOP_MTU_OFFSET = 6  # RFC 1191 §4: low 16 bits of the "unused" field
 
@@ -108,13 +103,10 @@ class Icmpv4TimeExceededCode(enum.IntEnum):
     REASSEMBLY_TIME_EXCEEDED = 1  # "fragment reassembly time exceeded"
 
 
-class Icmpv4Packet:
+class Icmpv4Packet(IcmpHeaderView):
     """A view over one ICMPv4 message, for field access and in-place edits."""
 
-    __slots__ = ("buf",)
-
-    def __init__(self, buf: bytes | bytearray | memoryview) -> None:
-        self.buf = memoryview(buf)
+    __slots__ = ()
 
     @classmethod
     def checked(cls, buf: bytes | bytearray | memoryview) -> Icmpv4Packet:
@@ -122,49 +114,6 @@ class Icmpv4Packet:
         if len(packet.buf) < HEADER_LEN:
             raise Truncated(f"ICMPv4 message of {len(packet.buf)} octets, header needs 8")
         return packet
-
-    @property
-    def msg_type(self) -> int:
-        return self.buf[_TYPE_OFFSET]
-
-    @msg_type.setter
-    def msg_type(self, value: int) -> None:
-        self.buf[_TYPE_OFFSET] = value
-
-    @property
-    def code(self) -> int:
-        return self.buf[_CODE_OFFSET]
-
-    @code.setter
-    def code(self, value: int) -> None:
-        self.buf[_CODE_OFFSET] = value
-
-    @property
-    def checksum(self) -> int:
-        value: int = _U16.unpack_from(self.buf, _CHECKSUM_OFFSET)[0]
-        return value
-
-    @checksum.setter
-    def checksum(self, value: int) -> None:
-        _U16.pack_into(self.buf, _CHECKSUM_OFFSET, value)
-
-    @property
-    def echo_ident(self) -> int:
-        value: int = _U16.unpack_from(self.buf, _ECHO_IDENT_OFFSET)[0]
-        return value
-
-    @echo_ident.setter
-    def echo_ident(self, value: int) -> None:
-        _U16.pack_into(self.buf, _ECHO_IDENT_OFFSET, value)
-
-    @property
-    def echo_seq_no(self) -> int:
-        value: int = _U16.unpack_from(self.buf, _ECHO_SEQ_NO_OFFSET)[0]
-        return value
-
-    @echo_seq_no.setter
-    def echo_seq_no(self, value: int) -> None:
-        _U16.pack_into(self.buf, _ECHO_SEQ_NO_OFFSET, value)
 
     @property
     def next_hop_mtu(self) -> int:
@@ -180,11 +129,6 @@ class Icmpv4Packet:
     def pointer(self) -> int:
         """The octet offset of the faulty field in a Parameter Problem (RFC 792)."""
         return self.buf[_POINTER_OFFSET]
-
-    @property
-    def payload(self) -> memoryview:
-        """Echo data, or the quoted datagram of an error message."""
-        return self.buf[HEADER_LEN:]
 
     def verify_checksum(self) -> bool:
         return verify(self.buf)

@@ -39,6 +39,7 @@ from .checksum import (
     verify,
 )
 from .errors import BadChecksum, Malformed, Truncated, Unsupported
+from .icmp_header import HEADER_LEN, IcmpHeaderView
 from .ip import IpProtocol, protocol_name
 
 if TYPE_CHECKING:
@@ -72,12 +73,6 @@ WritableBuffer = bytearray | memoryview
 _HEADER = struct.Struct("!BBHI")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
-HEADER_LEN = 8
-_TYPE_OFFSET = 0
-_CODE_OFFSET = 1
-_CHECKSUM_OFFSET = 2
-_ECHO_IDENT_OFFSET = 4  # RFC 4443 §4.1: identifier
-_ECHO_SEQ_NO_OFFSET = 6  # RFC 4443 §4.1: sequence number
 _MTU_OFFSET = 4  # RFC 4443 §3.2: Packet Too Big MTU
 _POINTER_OFFSET = 4  # RFC 4443 §3.4: Parameter Problem pointer
 
@@ -134,13 +129,10 @@ def pseudo_header_sum(src: IPv6Address, dst: IPv6Address, length: int) -> int:
     return pseudo_header(int(src), int(dst), IpProtocol.ICMPV6, length)
 
 
-class Icmpv6Packet:
+class Icmpv6Packet(IcmpHeaderView):
     """A view over one ICMPv6 message, for field access and in-place edits."""
 
-    __slots__ = ("buf",)
-
-    def __init__(self, buf: bytes | bytearray | memoryview) -> None:
-        self.buf = memoryview(buf)
+    __slots__ = ()
 
     @classmethod
     def checked(cls, buf: bytes | bytearray | memoryview) -> Icmpv6Packet:
@@ -148,49 +140,6 @@ class Icmpv6Packet:
         if len(packet.buf) < HEADER_LEN:
             raise Truncated(f"ICMPv6 message of {len(packet.buf)} octets, header needs 8")
         return packet
-
-    @property
-    def msg_type(self) -> int:
-        return self.buf[_TYPE_OFFSET]
-
-    @msg_type.setter
-    def msg_type(self, value: int) -> None:
-        self.buf[_TYPE_OFFSET] = value
-
-    @property
-    def code(self) -> int:
-        return self.buf[_CODE_OFFSET]
-
-    @code.setter
-    def code(self, value: int) -> None:
-        self.buf[_CODE_OFFSET] = value
-
-    @property
-    def checksum(self) -> int:
-        value: int = _U16.unpack_from(self.buf, _CHECKSUM_OFFSET)[0]
-        return value
-
-    @checksum.setter
-    def checksum(self, value: int) -> None:
-        _U16.pack_into(self.buf, _CHECKSUM_OFFSET, value)
-
-    @property
-    def echo_ident(self) -> int:
-        value: int = _U16.unpack_from(self.buf, _ECHO_IDENT_OFFSET)[0]
-        return value
-
-    @echo_ident.setter
-    def echo_ident(self, value: int) -> None:
-        _U16.pack_into(self.buf, _ECHO_IDENT_OFFSET, value)
-
-    @property
-    def echo_seq_no(self) -> int:
-        value: int = _U16.unpack_from(self.buf, _ECHO_SEQ_NO_OFFSET)[0]
-        return value
-
-    @echo_seq_no.setter
-    def echo_seq_no(self, value: int) -> None:
-        _U16.pack_into(self.buf, _ECHO_SEQ_NO_OFFSET, value)
 
     @property
     def mtu(self) -> int:
@@ -203,11 +152,6 @@ class Icmpv6Packet:
         """The octet offset of the faulty field in a Parameter Problem (RFC 4443 §3.4)."""
         value: int = _U32.unpack_from(self.buf, _POINTER_OFFSET)[0]
         return value
-
-    @property
-    def payload(self) -> memoryview:
-        """Echo data, the quote of an error, or an NDP message's fields after the header."""
-        return self.buf[HEADER_LEN:]
 
     def verify_checksum(self, src: IPv6Address, dst: IPv6Address) -> bool:
         return verify(self.buf, pseudo_header_sum(src, dst, len(self.buf)))
