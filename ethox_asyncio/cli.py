@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .netns import TOPOLOGY_KINDS
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -39,6 +40,30 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_netns(args: argparse.Namespace) -> int:
+    from .netns import TopologyError, create_topology, destroy_topology
+
+    try:
+        if args.netns_command == "down":
+            removed = destroy_topology(args.name)
+            print(f"removed netns {args.name}" if removed
+                  else f"no netns {args.name}: nothing to remove")
+            return 0
+        topo = create_topology(args.kind, args.name)
+    except TopologyError as exc:
+        print(f"ethox-asyncio netns: {exc}", file=sys.stderr)
+        return 2
+    kernel = " ".join(str(address) for address in topo.kernel_addresses)
+    stack = " ".join(str(address) for address in topo.stack_addresses)
+    print(f"netns   {topo.netns} ({topo.kind})")
+    print(f"kernel  {topo.kernel_ifname}  {kernel}")
+    print(f"stack   {topo.stack_ifname}  {stack}  (for the user-space stack only)")
+    for variable, value in topo.environment().items():
+        print(f"{variable}={value}")
+    print(f"remove with: python -m ethox_asyncio netns down --name {topo.netns}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ethox-asyncio",
@@ -56,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("pcap", metavar="FILE")
     decode.add_argument("-c", "--count", type=int, help="stop after N frames")
     decode.set_defaults(func=cmd_decode)
+
+    netns = sub.add_parser("netns", help="create or remove a network namespace where the Linux "
+                                         "kernel is the stack's peer (root)")
+    netns_sub = netns.add_subparsers(dest="netns_command", metavar="ACTION", required=True)
+    up = netns_sub.add_parser("up", help="create it and print the ETHOX_* settings to use")
+    up.add_argument("--kind", choices=TOPOLOGY_KINDS, default="tap",
+                    help="tap: the stack opens a TAP; veth: an AF_PACKET socket on a veth end "
+                         "(default: tap)")
+    up.add_argument("--name", help="namespace name (default: ethox-<pid>-<n>)")
+    down = netns_sub.add_parser("down", help="remove it (and its interfaces)")
+    down.add_argument("--name", required=True)
+    netns.set_defaults(func=cmd_netns)
     return parser
 
 

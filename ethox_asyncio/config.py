@@ -26,6 +26,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .device.spec import DeviceSpecError, parse_device_spec
 from .stack.wire.ethernet import EthernetAddress
 
 __all__ = ["ConfigError", "StackConfig", "parse_gateways", "parse_interfaces", "random_mac"]
@@ -91,6 +92,11 @@ class StackConfig:
     pcap: str | None = None
 
     def __post_init__(self) -> None:
+        if self.device is not None:
+            try:
+                parse_device_spec(self.device)
+            except DeviceSpecError as exc:
+                raise ConfigError(f"device: {exc}") from None
         if not MIN_MTU <= self.mtu <= MAX_MTU:
             raise ConfigError(f"mtu: {self.mtu} is outside {MIN_MTU}..{MAX_MTU}")
         if not self.mac.is_unicast:

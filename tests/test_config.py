@@ -41,6 +41,8 @@ def test_empty_environment_gives_defaults() -> None:
     ({"ETHOX_MAC": "02:00:00"}, "ETHOX_MAC"),
     ({"ETHOX_MTU": "big"}, "ETHOX_MTU"),
     ({"ETHOX_MTU": "100"}, "mtu"),
+    ({"ETHOX_DEVICE": "tun:tap0"}, "device"),
+    ({"ETHOX_DEVICE": "tap:tap0,engine=fast"}, "device"),
     ({"ETHOX_MAC": "01:00:5e:00:00:01"}, "mac"),
     ({"ETHOX_ADDRESS": "198.18.0.2/24", "ETHOX_GATEWAY": "198.19.0.1"}, "gateway"),
 ])

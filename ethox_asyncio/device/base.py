@@ -15,6 +15,11 @@ Contract:
 - ``close()`` releases the device; it is idempotent. Any other call afterwards raises
   ``DeviceClosed``.
 
+Errors are ``DeviceError`` (an ``OSError``) with a meaningful ``errno``:
+``DeviceClosed`` (EBADF), ``FrameTooLarge`` (EMSGSIZE), ``DeviceNotFound`` (ENODEV:
+no such interface when opening), ``DeviceGone`` (ENODEV: the interface vanished while
+in use) and ``DevicePermissionError`` (EPERM: opening needs CAP_NET_ADMIN).
+
 Devices know file descriptors and bytes, not protocols: this package never imports
 ``ethox_asyncio.stack``.
 """
@@ -33,6 +38,9 @@ __all__ = [
     "DeviceCapabilities",
     "DeviceClosed",
     "DeviceError",
+    "DeviceGone",
+    "DeviceNotFound",
+    "DevicePermissionError",
     "Frame",
     "FrameTooLarge",
 ]
@@ -104,3 +112,34 @@ class FrameTooLarge(DeviceError):
         self.frame_len = frame_len
         self.max_frame_len = max_frame_len
         self.mtu = mtu
+
+
+class DeviceNotFound(DeviceError):
+    """The interface to open does not exist (in the namespace it was looked up in)."""
+
+    def __init__(self, ifname: str, detail: str = "") -> None:
+        message = f"no network interface {ifname!r}"
+        if detail:
+            message += f": {detail}"
+        super().__init__(errno.ENODEV, message)
+        self.ifname = ifname
+
+
+class DevicePermissionError(DeviceError):
+    """Opening or configuring the device needs a capability the process lacks."""
+
+    def __init__(self, what: str) -> None:
+        # Callers that already know which capability is missing say so themselves.
+        message = what if "CAP_" in what else f"{what} needs CAP_NET_ADMIN (run as root)"
+        super().__init__(errno.EPERM, message)
+
+
+class DeviceGone(DeviceError):
+    """The interface disappeared (deleted, or its namespace removed) while the device used it."""
+
+    def __init__(self, ifname: str, detail: str = "") -> None:
+        message = f"interface {ifname!r} disappeared while in use"
+        if detail:
+            message += f" ({detail})"
+        super().__init__(errno.ENODEV, message)
+        self.ifname = ifname

@@ -84,6 +84,11 @@ class MemoryEndpoint:
         return self._capabilities
 
     @property
+    def link(self) -> MemoryLink:
+        """The link this endpoint is a station on (its ``endpoints`` are the peers)."""
+        return self._link
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -290,6 +290,11 @@ class PcapDevice:
     def fileno(self) -> int:
         return self.inner.fileno()
 
+    def poll_at(self) -> float | None:
+        """The inner device's deadline, if it holds timed work (e.g. a FaultInjector)."""
+        poll_at = getattr(self.inner, "poll_at", None)
+        return poll_at() if poll_at is not None else None
+
     def receive(self, max_frames: int) -> Sequence[memoryview]:
         frames = self.inner.receive(max_frames)
         if frames:

@@ -1,0 +1,457 @@
+"""FaultInjector over the memory link (no privileges), with a virtual clock."""
+
+from __future__ import annotations
+
+import itertools
+import select
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import astuple
+
+import pytest
+
+from ethox_asyncio.device.base import Device, DeviceCapabilities, DeviceClosed, Frame
+from ethox_asyncio.device.fault import TX_RETRY_INTERVAL, FaultInjector, FaultStats
+from ethox_asyncio.device.memory import MemoryEndpoint, MemoryLink
+
+N_FRAMES = 10_000
+BATCH = 64
+HEADER = bytes.fromhex("020000000002" "020000000001" "88b5")  # local experimental EtherType
+
+
+class VirtualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_frame(sequence: int, length: int = 64) -> bytes:
+    """An Ethernet frame whose payload starts with ``sequence`` and then varies with it."""
+    payload = struct.pack("!I", sequence) + bytes((sequence + i) % 251 for i in range(length))
+    return HEADER + payload[: length - len(HEADER)]
+
+
+def sequence_of(frame: Frame) -> int:
+    value: int = struct.unpack_from("!I", frame, len(HEADER))[0]
+    return value
+
+
+@pytest.fixture
+def link() -> Iterator[MemoryLink]:
+    with MemoryLink(2, rx_queue_len=4096) as memory_link:
+        yield memory_link
+
+
+def receive_all(device: Device, clock: VirtualClock, *, settle: float = 10.0) -> list[bytes]:
+    """Receive until the device holds nothing, letting virtual time pass when it asks."""
+    frames: list[bytes] = []
+    for _ in range(N_FRAMES):  # bounded: far more rounds than any test needs
+        batch = device.receive(BATCH)
+        frames.extend(bytes(frame) for frame in batch)
+        if batch:
+            continue
+        poll_at = getattr(device, "poll_at", lambda: None)()
+        if poll_at is None:
+            return frames
+        assert poll_at <= clock.now + settle, "the injector holds a frame for too long"
+        clock.now = max(clock.now, poll_at)
+    raise AssertionError("the injector never ran dry")
+
+
+def run_rx(seed: int, count: int = N_FRAMES, **faults: float) -> tuple[list[bytes], FaultStats]:
+    """Send ``count`` frames through an rx-faulty link; return what came out, and the stats."""
+    clock = VirtualClock()
+    with MemoryLink(2, rx_queue_len=4096) as memory_link:
+        sender, receiver = memory_link.endpoints
+        injector = FaultInjector(receiver, seed=seed, clock=clock, **faults)
+        out: list[bytes] = []
+        for start in range(0, count, BATCH):
+            sender.transmit([make_frame(n) for n in range(start, min(start + BATCH, count))])
+            clock.now += 0.001
+            out.extend(receive_all(injector, clock))
+        return out, injector.stats
+
+
+def within(observed: int, expected: float, count: int = N_FRAMES) -> bool:
+    """``observed`` is within five binomial standard deviations of ``expected``."""
+    p = expected / count
+    return abs(observed - expected) <= 5 * (count * p * (1 - p)) ** 0.5
+
+
+class ListDevice:
+    """A scripted device: frames to receive are queued by the test, transmitted frames
+    are recorded; ``accept_per_call`` limits how many ``transmit()`` takes."""
+
+    def __init__(self, *, vnet_header: bool = False, accept_per_call: int | None = None) -> None:
+        self.capabilities = DeviceCapabilities(mtu=1500, max_batch=BATCH,
+                                               vnet_header=vnet_header)
+        self.incoming: list[bytes] = []
+        self.sent: list[bytes] = []
+        self.accept_per_call = accept_per_call
+        self.deadline: float | None = None
+        self.closed = False
+
+    def fileno(self) -> int:
+        return -1
+
+    def receive(self, max_frames: int) -> Sequence[memoryview]:
+        taken, self.incoming = self.incoming[:max_frames], self.incoming[max_frames:]
+        return [memoryview(bytearray(frame)) for frame in taken]
+
+    def transmit(self, frames: Sequence[Frame]) -> int:
+        accepted = len(frames) if self.accept_per_call is None else min(
+            len(frames), self.accept_per_call)
+        self.sent.extend(bytes(frame) for frame in frames[:accepted])
+        return accepted
+
+    def poll_at(self) -> float | None:
+        return self.deadline
+
+    def close(self) -> None:
+        self.closed = True
+
+
+# --- determinism --------------------------------------------------------------------------
+
+ALL_FAULTS = {"drop": 0.05, "duplicate": 0.05, "reorder": 0.05, "corrupt": 0.05,
+              "delay": 0.002, "jitter": 0.003}
+
+
+def test_same_seed_same_outputs_and_stats() -> None:
+    first = run_rx(7, 3000, **ALL_FAULTS)
+    second = run_rx(7, 3000, **ALL_FAULTS)
+    assert first[0] == second[0]
+    assert first[1] == second[1]
+    assert first[1].rx_dropped and first[1].rx_duplicated and first[1].rx_corrupted
+
+
+def test_different_seeds_differ() -> None:
+    first = run_rx(7, 3000, **ALL_FAULTS)
+    second = run_rx(8, 3000, **ALL_FAULTS)
+    assert first[0] != second[0]
+    assert astuple(first[1]) != astuple(second[1])
+
+
+def test_a_frames_fate_does_not_depend_on_the_other_probabilities() -> None:
+    """Every frame draws the same numbers whether a fault is enabled or not: adding
+    corruption changes some bits but not which frames are dropped."""
+    dropped_only, dropped_stats = run_rx(3, 2000, drop=0.1)
+    also_corrupted, stats = run_rx(3, 2000, drop=0.1, corrupt=0.3)
+    assert stats.rx_dropped == dropped_stats.rx_dropped
+    assert len(also_corrupted) == len(dropped_only)
+    bit_differences = [
+        (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+        for a, b in zip(dropped_only, also_corrupted, strict=True)
+    ]
+    assert set(bit_differences) == {0, 1}
+    assert bit_differences.count(1) == stats.rx_corrupted
+
+
+# --- each fault's statistics (10 000 frames) ----------------------------------------------
+
+def test_no_faults_passes_frames_through_untouched(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    injector = FaultInjector(receiver)
+    frames = [make_frame(n) for n in range(10)]
+    sender.transmit(frames)
+    received = injector.receive(BATCH)
+    assert [bytes(frame) for frame in received] == frames
+    assert injector.poll_at() is None
+    assert injector.stats == FaultStats()  # a pass-through lane counts nothing
+
+
+def test_drop_statistics() -> None:
+    out, stats = run_rx(1, drop=0.1)
+    assert within(stats.rx_dropped, 0.1 * N_FRAMES)
+    assert len(out) == N_FRAMES - stats.rx_dropped == stats.rx_frames - stats.rx_dropped
+    sequences = [sequence_of(frame) for frame in out]
+    assert sequences == sorted(sequences)  # dropping alone keeps order
+
+
+def test_duplicate_statistics_and_copies_follow_their_original() -> None:
+    out, stats = run_rx(2, duplicate=0.1)
+    assert within(stats.rx_duplicated, 0.1 * N_FRAMES)
+    assert len(out) == N_FRAMES + stats.rx_duplicated
+    sequences = [sequence_of(frame) for frame in out]
+    assert sequences == sorted(sequences)
+    assert len(set(sequences)) == N_FRAMES
+
+
+def test_reorder_statistics() -> None:
+    out, stats = run_rx(3, reorder=0.1)
+    # A frame arriving while another is held is never held: p / (1 + p) of the frames.
+    assert within(stats.rx_reordered, N_FRAMES * 0.1 / 1.1)
+    sequences = [sequence_of(frame) for frame in out]
+    assert sorted(sequences) == list(range(N_FRAMES))
+    swaps = sum(1 for a, b in itertools.pairwise(sequences) if a > b)
+    assert swaps == stats.rx_reordered
+
+
+def test_corrupt_statistics() -> None:
+    out, stats = run_rx(4, corrupt=0.1)
+    assert within(stats.rx_corrupted, 0.1 * N_FRAMES)
+    damaged = sum(1 for n, frame in enumerate(out) if frame != make_frame(n))
+    assert damaged == stats.rx_corrupted
+    assert len(out) == N_FRAMES
+
+
+# --- reorder, corrupt, duplicate in detail -------------------------------------------------
+
+def test_reorder_swaps_neighbours_and_times_out_the_last(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    clock = VirtualClock()
+    injector = FaultInjector(receiver, reorder=1.0, reorder_timeout=0.25, clock=clock)
+    sender.transmit([make_frame(n) for n in range(5)])
+    assert [sequence_of(f) for f in injector.receive(BATCH)] == [1, 0, 3, 2]
+    assert injector.stats.rx_reordered == 2
+    assert injector.poll_at() == 0.25  # frame 4 waits for a successor, but not forever
+    clock.now = 0.2
+    assert injector.receive(BATCH) == []
+    clock.now = 0.25
+    assert [sequence_of(f) for f in injector.receive(BATCH)] == [4]
+    assert injector.stats.rx_reordered == 2  # a timed-out frame was not reordered
+    assert injector.poll_at() is None
+
+
+def test_held_frame_survives_the_inner_devices_buffer_reuse(link: MemoryLink) -> None:
+    """The memory link reuses its receive buffers: a held frame must be a copy."""
+    sender, receiver = link.endpoints
+    injector = FaultInjector(receiver, reorder=1.0)
+    sender.transmit([make_frame(0)])
+    assert injector.receive(BATCH) == []  # frame 0 held
+    sender.transmit([make_frame(1)])  # lands in the buffer frame 0 came in
+    assert [bytes(f) for f in injector.receive(BATCH)] == [make_frame(1), make_frame(0)]
+
+
+@pytest.mark.parametrize(
+    ("vnet_header", "prefix", "protected_len"),
+    [
+        (False, b"", 14),
+        (True, bytes(10), 24),
+        (False, HEADER[:12] + b"\x81\x00\x00\x05", 18),  # 802.1Q tag: the TCI is protected too
+        (True, bytes(10) + HEADER[:12] + b"\x88\xa8\x00\x05", 28),  # 802.1ad
+    ],
+)
+def test_corrupt_flips_exactly_one_bit_outside_the_headers(
+    vnet_header: bool, prefix: bytes, protected_len: int
+) -> None:
+    inner = ListDevice(vnet_header=vnet_header)
+    injector = FaultInjector(inner, corrupt=1.0, seed=5)
+    originals = [prefix + make_frame(n, 60 + n % 40) for n in range(2000)]
+    inner.incoming = list(originals)
+    received = receive_all(injector, VirtualClock())
+    assert len(received) == len(originals) == injector.stats.rx_corrupted
+    flipped_offsets = set()
+    for original, damaged in zip(originals, received, strict=True):
+        difference = int.from_bytes(original, "big") ^ int.from_bytes(damaged, "big")
+        assert difference.bit_count() == 1
+        offset = len(original) - 1 - (difference.bit_length() - 1) // 8
+        assert offset >= protected_len
+        flipped_offsets.add(offset)
+    assert min(flipped_offsets) == protected_len  # the first unprotected byte is fair game
+    assert max(flipped_offsets) >= protected_len + 50  # and so is the rest
+
+
+def test_a_frame_with_nothing_past_the_header_is_not_corrupted() -> None:
+    inner = ListDevice()
+    injector = FaultInjector(inner, corrupt=1.0)
+    inner.incoming = [HEADER]
+    assert [bytes(f) for f in injector.receive(BATCH)] == [HEADER]
+    assert injector.stats.rx_corrupted == 0
+
+
+def test_corrupting_on_transmit_leaves_the_callers_buffer_alone(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    injector = FaultInjector(sender, corrupt=1.0, direction="tx")
+    frame = bytearray(make_frame(0))
+    injector.transmit([frame])
+    assert frame == make_frame(0)  # a retransmission queue keeps its data
+    (received,) = receiver.receive(BATCH)
+    assert bytes(received) != make_frame(0)
+
+
+def test_duplicates_are_independent_copies(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    injector = FaultInjector(receiver, duplicate=1.0)
+    sender.transmit([make_frame(0)])
+    first, second = injector.receive(BATCH)
+    assert bytes(first) == bytes(second) == make_frame(0)
+    first[20] ^= 0xFF  # the stack edits frames in place (e.g. answering an echo request)
+    assert bytes(second) == make_frame(0)
+    assert injector.stats.rx_duplicated == 1
+
+
+def test_duplicates_beyond_the_batch_wait_for_the_next_receive(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    clock = VirtualClock()
+    injector = FaultInjector(receiver, duplicate=1.0, clock=clock)
+    sender.transmit([make_frame(n) for n in range(3)])
+    assert [sequence_of(f) for f in injector.receive(3)] == [0, 0, 1]
+    assert receiver.pending() == 0
+    poll_at = injector.poll_at()
+    assert poll_at is not None and poll_at <= clock.now  # ready now, fd not readable
+    sender.transmit([make_frame(3)])
+    assert [sequence_of(f) for f in injector.receive(3)] == [1, 2, 2]
+    assert [sequence_of(f) for f in injector.receive(3)] == [3, 3]
+    assert injector.poll_at() is None
+
+
+# --- delay through poll_at ----------------------------------------------------------------
+
+def readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def test_delay_releases_frames_at_poll_at(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    clock = VirtualClock()
+    clock.now = 100.0
+    injector = FaultInjector(receiver, delay=0.5, clock=clock)
+    sender.transmit([make_frame(n) for n in range(3)])
+    assert readable(injector.fileno())
+    assert injector.receive(BATCH) == []
+    assert not readable(injector.fileno())  # the frames are ours now: only poll_at knows
+    assert injector.poll_at() == 100.5
+    assert injector.stats.rx_delayed == 3
+    clock.now = 100.499
+    assert injector.receive(BATCH) == []
+    clock.now = 100.5
+    assert [sequence_of(f) for f in injector.receive(BATCH)] == [0, 1, 2]
+    assert injector.poll_at() is None
+
+
+def test_jitter_spreads_release_times_within_bounds(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    clock = VirtualClock()
+    injector = FaultInjector(receiver, delay=1.0, jitter=0.5, clock=clock, seed=9)
+    sender.transmit([make_frame(n) for n in range(50)])
+    assert injector.receive(BATCH) == []
+    release_times = []
+    for _ in range(50):
+        poll_at = injector.poll_at()
+        if poll_at is None:
+            break
+        assert 1.0 <= poll_at < 1.5
+        clock.now = poll_at
+        release_times.extend([poll_at] * len(injector.receive(BATCH)))
+    assert len(release_times) == 50
+    assert len(set(release_times)) > 40  # distinct times, so the order is shuffled
+
+
+def test_delay_on_transmit_is_released_by_receive(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    clock = VirtualClock()
+    injector = FaultInjector(sender, delay=0.1, direction="tx", clock=clock)
+    reused = bytearray(make_frame(0))
+    assert injector.transmit([reused]) == 1
+    reused[:] = make_frame(99)  # the caller reuses its buffer at once
+    assert receiver.pending() == 0
+    assert injector.poll_at() == 0.1
+    clock.now = 0.1
+    assert injector.receive(BATCH) == []  # nothing to receive, but the timer work runs
+    assert [bytes(f) for f in receiver.receive(BATCH)] == [make_frame(0)]
+
+
+# --- transmit direction, refusal, lifecycle -----------------------------------------------
+
+def test_direction_limits_the_faults(link: MemoryLink) -> None:
+    a, b = link.endpoints
+    tx_only = FaultInjector(a, drop=1.0, direction="tx")
+    assert tx_only.transmit([make_frame(n) for n in range(5)]) == 5  # dropped, as a wire would
+    assert b.pending() == 0
+    b.transmit([make_frame(7)])
+    assert [sequence_of(f) for f in tx_only.receive(BATCH)] == [7]
+    assert (tx_only.stats.tx_dropped, tx_only.stats.rx_frames) == (5, 0)
+
+    rx_only = FaultInjector(b, drop=1.0, direction="rx")
+    a.transmit([make_frame(1)])
+    assert rx_only.receive(BATCH) == []
+    rx_only.transmit([make_frame(2)])
+    assert [sequence_of(f) for f in a.receive(BATCH)] == [2]
+
+
+def test_transmit_statistics() -> None:
+    with MemoryLink(2, rx_queue_len=2 * N_FRAMES) as memory_link:
+        a, b = memory_link.endpoints
+        injector = FaultInjector(a, drop=0.1, duplicate=0.1, seed=11, direction="tx")
+        frames = [make_frame(n) for n in range(N_FRAMES)]
+        assert injector.transmit(frames) == N_FRAMES
+        out = [sequence_of(f) for _ in range(2 * N_FRAMES // BATCH + 1)
+               for f in b.receive(BATCH)]
+    stats = injector.stats
+    assert stats.tx_frames == N_FRAMES
+    assert within(stats.tx_dropped, 0.1 * N_FRAMES)
+    # Only survivors of the drop step may be duplicated: 10 % of 90 %.
+    assert within(stats.tx_duplicated, 0.09 * N_FRAMES)
+    assert len(out) == N_FRAMES - stats.tx_dropped + stats.tx_duplicated
+    assert out == sorted(out)
+    assert (stats.rx_frames, stats.rx_dropped) == (0, 0)
+
+
+def test_refused_frames_are_kept_in_order_and_push_back() -> None:
+    inner = ListDevice(accept_per_call=3)
+    clock = VirtualClock()
+    injector = FaultInjector(inner, duplicate=1.0, direction="tx", clock=clock)
+    caller_buffer = bytearray(make_frame(1))
+    assert injector.transmit([make_frame(0), caller_buffer]) == 2  # 4 frames, 3 taken
+    caller_buffer[:] = make_frame(99)  # the refused frame was copied
+    assert [sequence_of(f) for f in inner.sent] == [0, 0, 1]
+    assert injector.poll_at() == TX_RETRY_INTERVAL
+    assert injector.transmit([make_frame(2)]) == 0  # nothing new may overtake frame 1
+    assert [sequence_of(f) for f in inner.sent] == [0, 0, 1]  # too early for a retry
+    clock.now = TX_RETRY_INTERVAL
+    assert injector.receive(BATCH) == []  # the timer work retries
+    assert injector.poll_at() is None
+    assert injector.transmit([make_frame(2)]) == 1
+    assert [sequence_of(f) for f in inner.sent] == [0, 0, 1, 1, 2, 2]
+
+
+def test_poll_at_includes_the_inner_devices_deadline() -> None:
+    inner = ListDevice()
+    injector = FaultInjector(inner, delay=5.0, clock=VirtualClock())
+    assert injector.poll_at() is None
+    inner.deadline = 3.0
+    assert injector.poll_at() == 3.0
+    inner.incoming = [make_frame(0)]
+    assert injector.receive(BATCH) == []
+    assert injector.poll_at() == 3.0
+    inner.deadline = 9.0
+    assert injector.poll_at() == 5.0
+
+
+def test_close_is_idempotent_and_closes_inner(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    injector = FaultInjector(receiver, delay=1.0)
+    sender.transmit([make_frame(0)])
+    injector.receive(BATCH)
+    injector.close()
+    injector.close()
+    assert isinstance(receiver, MemoryEndpoint) and receiver.closed
+    assert injector.poll_at() is None  # held frames were discarded
+    for call in (injector.fileno, lambda: injector.receive(1), lambda: injector.transmit([])):
+        with pytest.raises(DeviceClosed, match="fault injector is closed"):
+            call()
+
+
+def test_is_a_device(link: MemoryLink) -> None:
+    injector = FaultInjector(link.endpoints[0])
+    assert isinstance(injector, Device)
+    assert injector.capabilities is link.endpoints[0].capabilities
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"drop": 1.5}, "drop is a probability in \\[0, 1\\], got 1.5"),
+        ({"corrupt": -0.1}, "corrupt is a probability"),
+        ({"delay": -1.0}, "delay is a duration in seconds >= 0"),
+        ({"jitter": -1.0}, "jitter is a duration"),
+        ({"reorder_timeout": 0.0}, "reorder_timeout must be positive"),
+        ({"direction": "up"}, "direction must be one of rx, tx, both, got 'up'"),
+    ],
+)
+def test_invalid_arguments(link: MemoryLink, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FaultInjector(link.endpoints[0], **kwargs)
