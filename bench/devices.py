@@ -39,8 +39,11 @@ from ethox_asyncio.device.tap import TapDevice
 from ethox_asyncio.netns import Topology, topology
 
 DEADLINE = 20.0
+RING_BLOCKS = 1024  # x 128 KiB: holds 50 000 full-size frames queued before reading
 BATCH = 64
 ETH_P_ALL = 0x0003
+SO_RCVBUFFORCE = 33  # socket(7); not exported by the socket module
+SOCKET_BUFFER = 1 << 28  # holds every queued frame of a run
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
 # Generator frames: to a MAC nobody owns, local experimental EtherType 0x88b5
@@ -145,7 +148,7 @@ def raw_tap(topo: Topology) -> Iterator[int]:
 def raw_packet(topo: Topology) -> Iterator[socket.socket]:
     with in_netns(topo.netns):
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, 1 << 28)
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER)
         sock.bind((topo.stack_ifname, ETH_P_ALL))
     sock.setblocking(False)
     try:
@@ -218,9 +221,11 @@ PATHS: dict[str, tuple[str, Callable[[Topology], object]]] = {
                                              offload=False)),
     "AF_PACKET raw recv_into/send (limit)": ("veth", lambda t: raw_packet(t)),
     "AF_PACKET ring": ("veth", lambda t: PacketDevice(t.stack_ifname, netns=t.netns,
-                                                      mode="ring", offload=False)),
+                                                      mode="ring", offload=False,
+                                                      ring_blocks=RING_BLOCKS)),
     "AF_PACKET socket": ("veth", lambda t: PacketDevice(t.stack_ifname, netns=t.netns,
-                                                        mode="socket", offload=False)),
+                                                        mode="socket", offload=False,
+                                                        socket_buffer_len=SOCKET_BUFFER)),
 }
 
 

@@ -196,8 +196,9 @@ def run_demo(pcap_path: str | None = None, out: TextIO | None = None) -> int:
 
     say(f"ethox_asyncio {__version__} — foundation demo (no privileges needed)")
     say("Works today: wire codecs for Ethernet/802.1Q, ARP, IPv4, IPv6 (+ extension headers),")
-    say("ICMPv4, ICMPv6/NDP, UDP and TCP (with options); pcap capture; an in-memory link.")
-    say("Not yet: TAP/AF_PACKET devices, the event loop, ARP/NDP/TCP state machines.")
+    say("ICMPv4, ICMPv6/NDP, UDP and TCP (with options); pcap capture; an in-memory link;")
+    say("devices: TAP (io_uring or plain) and AF_PACKET with virtio-net offloads (need root).")
+    say("Not yet: the event loop and the ARP/NDP/TCP state machines.")
     say("Host B below is a scripted responder built from the codecs, not the stack.\n")
 
     own_file = pcap_path is None

@@ -24,3 +24,15 @@ def test_wire_benchmark_runs_bounded() -> None:
                             check=False)
     assert result.returncode == 0, result.stderr
     assert "parse_tcp_fast" in result.stdout
+
+
+@pytest.mark.netns
+def test_device_benchmark_runs_bounded(tmp_path: Path) -> None:
+    table = tmp_path / "devices.md"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "devices.py"), "--frames", "300",
+                             "--runs", "1", "--markdown", str(table)], capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    rows = table.read_text().splitlines()
+    assert len(rows) == 2 + 2 * 7  # header, rule, rx/tx for each of the seven paths
+    assert all("–" not in row for row in rows[2:]), rows
