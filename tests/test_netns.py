@@ -39,6 +39,8 @@ from ethox_asyncio.netns import (
 
 OUR_IFNAMES = {"ethox-t0", "ethox-k0", "ethox-s0"}
 STACK_MAC = bytes.fromhex("020000000002")
+SIOCGIFFLAGS = 0x8913
+IFF_RUNNING = 0x40
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x0002, 0x1000, 0x4000, 0x0100
 ETH_P_ALL, ETH_P_ARP = 0x0003, 0x0806
@@ -102,6 +104,20 @@ def arp_replies(fd: int, *, within: float) -> set[IPv4Address]:
     return senders
 
 
+def wait_until_running(ifname: str) -> None:
+    """Attaching gives the TAP carrier, but the kernel's transmit queue works only once
+    link-watch has run (IFF_RUNNING); before that the kernel's ARP replies are lost."""
+    deadline = time.monotonic() + 2.0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+        while time.monotonic() < deadline:
+            request = struct.pack("16sH22x", ifname.encode(), 0)
+            flags = struct.unpack_from("16xH", fcntl.ioctl(control, SIOCGIFFLAGS, request))[0]
+            if flags & IFF_RUNNING:
+                return
+            time.sleep(0.005)
+    raise AssertionError(f"{ifname} never became operationally up")
+
+
 def open_stack_side(topo: Topology) -> int:
     """A raw descriptor on the stack's interface, opened inside the namespace."""
     with in_netns(topo.netns):
@@ -109,6 +125,7 @@ def open_stack_side(topo: Topology) -> int:
             fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
             fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", topo.stack_ifname.encode(),
                                                    IFF_TAP | IFF_NO_PI))
+            wait_until_running(topo.stack_ifname)
             return fd
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         sock.bind((topo.stack_ifname, 0))

@@ -20,7 +20,9 @@ Contract:
   segments and checksums everything itself (a persistent TAP may remember offloads).
 - The link is configured with ioctls on a socket made in the namespace (netdevice(7)):
   MTU (``SIOCSIFMTU``), ``txqueuelen`` if given (``SIOCSIFTXQLEN``; the TAP drops
-  bursts beyond it), then up (``SIOCSIFFLAGS``). No subprocess.
+  bursts beyond it), then up (``SIOCSIFFLAGS``), then waits (at most 2 s) until the
+  kernel reports it running, so no frame the kernel sends is lost to its deferred
+  queue activation. No subprocess.
 - ``engine``: ``"uring"`` (``device/uring.py``: ``rx_buffers`` reads in flight,
   ``max_batch`` send buffers, ``fileno()`` is its eventfd), ``"plain"`` (the fd made
   non-blocking, ``FileIO.readinto`` into ``max_batch`` preallocated buffers, one
@@ -49,6 +51,7 @@ import logging
 import os
 import socket
 import struct
+import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Final, Protocol
@@ -95,6 +98,8 @@ _SIOCSIFFLAGS: Final = 0x8914
 _SIOCSIFMTU: Final = 0x8922
 _SIOCSIFTXQLEN: Final = 0x8943
 _IFF_UP: Final = 0x1
+_IFF_RUNNING: Final = 0x40  # operational state up (RFC 2863), set by link-watch
+_RUNNING_TIMEOUT: Final = 2.0  # link-watch defers events by at most about 1 s
 # struct ifreq: 16-byte name, then a 24-byte union of which we use one short or int.
 _IFREQ_SHORT: Final = struct.Struct("16sh22x")
 _IFREQ_INT: Final = struct.Struct("16si20x")
@@ -171,6 +176,27 @@ def _configure_link(name: str, mtu: int, txqueuelen: int | None) -> None:
         current = fcntl.ioctl(control, _SIOCGIFFLAGS, _ifreq_short(name))
         link_flags = _IFREQ_SHORT.unpack(current)[1]
         fcntl.ioctl(control, _SIOCSIFFLAGS, _ifreq_short(name, link_flags | _IFF_UP))
+        _wait_until_running(control, name)
+
+
+def _wait_until_running(control: socket.socket, name: str) -> None:
+    """Wait (bounded) until the kernel reports the link operationally up.
+
+    Attaching gives the TAP its carrier, but the kernel activates the link's
+    transmit queue only when link-watch processes the event, which it may defer
+    by up to a second (net/core/link_watch.c); until then the kernel silently
+    drops what it sends to us, e.g. the reply to our first ARP request. IFF_RUNNING
+    is set by the same link-watch step, so waiting for it makes the device usable
+    the moment the constructor returns.
+    """
+    deadline = time.monotonic() + _RUNNING_TIMEOUT
+    while time.monotonic() < deadline:
+        flags = _IFREQ_SHORT.unpack(fcntl.ioctl(control, _SIOCGIFFLAGS, _ifreq_short(name)))[1]
+        if flags & _IFF_RUNNING:
+            return
+        time.sleep(0.005)
+    log.warning("TAP %r: the kernel did not report the link running within %.1f s; its first "
+                "frames may be lost", name, _RUNNING_TIMEOUT)
 
 
 def _open_tap(name: str, netns: str | None, *, offload: bool, mtu: int,

@@ -87,12 +87,15 @@ class ScriptedHost:
         self.send(frame, header)
 
     def resolve(self, ip: IPv4Address, timeout: float = 5.0) -> EthernetAddress:
-        """ARP for ``ip`` and remember the answer as the peer MAC."""
+        """ARP for ``ip``, repeating the request every 0.3 s, and remember the answer.
+
+        Repeating matters: right after a TAP gets its carrier the kernel drops its
+        own transmissions until link-watch activates the queue (up to about a second).
+        """
         request = ArpRepr(ArpOperation.REQUEST, self.mac, self.ip, EthernetAddress(bytes(6)), ip)
         buf = bytearray(ETH_LEN + request.buffer_len)
         EthernetRepr(self.mac, EthernetAddress(b"\xff" * 6), EtherType.ARP).emit(buf)
         request.emit(memoryview(buf)[ETH_LEN:])
-        self.send(bytes(buf))
 
         def is_reply(received: Received) -> bool:
             if received.eth.ethertype != EtherType.ARP:
@@ -100,7 +103,16 @@ class ScriptedHost:
             arp = ArpRepr.parse(received.eth.payload)
             return arp.operation == ArpOperation.REPLY and arp.source_protocol_addr == ip
 
-        reply = ArpRepr.parse(self.wait_for(is_reply, timeout).eth.payload)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.send(bytes(buf))
+            try:
+                found = self.wait_for(is_reply, min(0.3, deadline - time.monotonic()))
+                break
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+        reply = ArpRepr.parse(found.eth.payload)
         self.peer_mac = EthernetAddress(reply.source_hardware_addr)
         return self.peer_mac
 
