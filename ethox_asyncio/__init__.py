@@ -1,15 +1,23 @@
 """ethox_asyncio: a user-space TCP/IP stack for Python's asyncio.
 
-What exists today (see docs/features.md): the wire codecs of every protocol
-the stack speaks (``ethox_asyncio.stack.wire``) and the devices
-(``ethox_asyncio.device``: TAP via io_uring or plain I/O, AF_PACKET, an
-in-memory link, pcap capture, fault injection). The event loop and the
-protocol state machines arrive with the following issues; nothing here
-pretends to provide them before then.
+Select the loop and an unmodified asyncio application runs over the stack::
+
+    ethox_asyncio.run(main())                      # config from ETHOX_* variables
+    asyncio.run(main(), loop_factory=ethox_asyncio.new_event_loop)   # 3.12+
+    asyncio.set_event_loop_policy(ethox_asyncio.EventLoopPolicy())  # 3.11-3.15
+
+What exists today (see docs/features.md): the wire codecs, the devices (TAP via
+io_uring or plain I/O, AF_PACKET, in-memory link, pcap, fault injection) and an
+IPv4 slice of the stack (ARP, IPv4 with fragmentation, ICMP echo and errors,
+UDP) with ``create_datagram_endpoint`` and ``loop.ping``. IPv6/NDP and TCP follow.
 """
 
 from __future__ import annotations
 
+from .config import StackConfig
+from .loop import EthoxEventLoop, EventLoopPolicy, new_event_loop, run
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["EthoxEventLoop", "EventLoopPolicy", "StackConfig", "__version__", "new_event_loop",
+           "run"]

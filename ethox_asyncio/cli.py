@@ -2,19 +2,24 @@
 
 Contract: each subcommand is a function ``cmd_<name>(args) -> int`` returning the
 process exit status; user errors print one line to stderr and return 2, never a
-traceback. Subcommands that need the event loop (``echo``, ``ping``, ``run``,
-``bench``) are added by the issues that build the loop; until then they are not
-listed, rather than listed and failing.
+traceback. ``ping`` and ``echo`` run the stack on the ethox loop (IPv4 so far);
+``run`` and ``bench`` come with the issues that build them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
+from .config import ConfigError, StackConfig, parse_gateways, parse_interfaces
+from .device.base import DeviceError
 from .netns import TOPOLOGY_KINDS
+from .stack.wire.ethernet import EthernetAddress
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -64,6 +69,114 @@ def cmd_netns(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack_config(args: argparse.Namespace) -> StackConfig:
+    """StackConfig from device options, falling back to ETHOX_* for what is not given."""
+    env = StackConfig.from_env()
+    kwargs: dict[str, Any] = {
+        "device": args.device or env.device,
+        "addresses": parse_interfaces(args.address, setting="--address") if args.address
+        else env.addresses,
+        "gateways": parse_gateways(args.gateway, setting="--gateway") if args.gateway
+        else env.gateways,
+        "mtu": args.mtu or env.mtu,
+        "pcap": args.pcap or env.pcap,
+        "mac": EthernetAddress(args.mac) if args.mac else env.mac,
+    }
+    if kwargs["device"] is None:
+        raise ConfigError("--device (or ETHOX_DEVICE) is required, e.g. tap:tap0")
+    if not kwargs["addresses"]:
+        raise ConfigError("--address (or ETHOX_ADDRESS) is required, e.g. 198.18.0.2/24")
+    return StackConfig(**kwargs)
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("device options (default: ETHOX_* variables)")
+    group.add_argument("--device", help="tap:NAME, packet:IFNAME or memory, with options")
+    group.add_argument("--address", action="append", help="CIDR, repeatable (IPv4 and IPv6)")
+    group.add_argument("--gateway", action="append", help="default gateway, repeatable")
+    group.add_argument("--mac", help="interface MAC (default: random, locally administered)")
+    group.add_argument("--mtu", type=int, help="IP MTU (default 1500)")
+    group.add_argument("--pcap", metavar="FILE", help="capture every frame to FILE")
+    group.add_argument("--base", choices=("uvloop", "asyncio"), default="uvloop",
+                       help="the event loop the stack runs on")
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    from .loop import run
+
+    config = _stack_config(args)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        received, rtts = 0, []
+        data = bytes(range(56 % 256))  # ping(8)'s default 56 data bytes
+        print(f"PING {args.host}: {len(data)} data bytes", flush=True)
+        for seq_no in range(1, args.count + 1):
+            try:
+                rtt = await loop.ping(args.host, seq_no=seq_no, data=data,  # type: ignore[attr-defined]
+                                      timeout=args.timeout)
+            except TimeoutError:
+                print(f"no reply from {args.host}: icmp_seq={seq_no}", flush=True)
+            else:
+                received += 1
+                rtts.append(rtt * 1000)
+                print(f"{len(data) + 8} bytes from {args.host}: icmp_seq={seq_no} "
+                      f"time={rtt * 1000:.3f} ms", flush=True)
+            if seq_no < args.count:
+                await asyncio.sleep(args.interval)
+        loss = 100 * (args.count - received) / args.count
+        print(f"--- {args.host} ping statistics ---")
+        print(f"{args.count} packets transmitted, {received} received, {loss:.0f}% packet loss")
+        if rtts:
+            print(f"rtt min/avg/max = {min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/"
+                  f"{max(rtts):.3f} ms")
+        return 0 if received else 1
+
+    return run(main(), config=config, base=args.base)
+
+
+class _UdpEcho(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(data, addr)
+
+
+def cmd_echo(args: argparse.Namespace) -> int:
+    from .loop import run
+
+    config = _stack_config(args)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        transports = []
+        for address in config.addresses:
+            if address.version != 4:
+                continue  # IPv6 joins with NDP
+            transport, _ = await loop.create_datagram_endpoint(
+                _UdpEcho, local_addr=(str(address.ip), args.port))
+            transports.append(transport)
+            print(f"UDP echo on {address.ip}:{args.port}", flush=True)
+        stop = asyncio.Event()
+        # Ctrl-C arrives as KeyboardInterrupt through asyncio.Runner; SIGTERM (service
+        # managers, and background jobs, which start with SIGINT ignored) stops us too.
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for transport in transports:
+                transport.close()
+        print("stopped", flush=True)
+        return 0
+
+    try:
+        return run(main(), config=config, base=args.base)
+    except KeyboardInterrupt:
+        print("stopped (interrupted)", flush=True)
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ethox-asyncio",
@@ -82,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("-c", "--count", type=int, help="stop after N frames")
     decode.set_defaults(func=cmd_decode)
 
+    ping = sub.add_parser("ping", help="ICMP echo through the user-space stack, like ping(8)")
+    _add_device_options(ping)
+    ping.add_argument("host", help="numeric IPv4 address")
+    ping.add_argument("-c", "--count", type=int, default=4)
+    ping.add_argument("-i", "--interval", type=float, default=1.0)
+    ping.add_argument("-W", "--timeout", type=float, default=1.0)
+    ping.set_defaults(func=cmd_ping)
+
+    echo = sub.add_parser("echo", help="serve UDP echo over the stack until interrupted")
+    _add_device_options(echo)
+    echo.add_argument("--port", type=int, default=7)
+    echo.add_argument("--udp", action="store_true", default=True,
+                      help="serve UDP (the default; TCP echo comes with TCP)")
+    echo.set_defaults(func=cmd_echo)
+
     netns = sub.add_parser("netns", help="create or remove a network namespace where the Linux "
                                          "kernel is the stack's peer (root)")
     netns_sub = netns.add_subparsers(dest="netns_command", metavar="ACTION", required=True)
@@ -98,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    status: int = args.func(args)
+    try:
+        status: int = args.func(args)
+    except (ConfigError, DeviceError, ValueError) as exc:
+        print(f"ethox-asyncio {args.command}: {exc}", file=sys.stderr)
+        return 2
     return status
 
 

@@ -1,12 +1,385 @@
 """The asyncio event loop that drives the user-space stack.
 
-Contract (when built, issue "Network layer and the event loop"): ``EthoxEventLoop``
-subclasses uvloop's loop (or ``asyncio.SelectorEventLoop``), owns the devices and
-the stack's ``Interface``, and runs one pump per stimulus: receive batch →
-ingress → dispatch events → egress → transmit batch → re-arm one deadline timer.
-
-Nothing is defined here yet: the loop does not exist, and this module does not
-pretend otherwise.
+Contract:
+- ``EthoxEventLoop`` subclasses uvloop's ``Loop`` when uvloop is importable, else
+  ``asyncio.SelectorEventLoop`` (``base="asyncio"`` selects it). Everything it
+  inherits (timers, ``call_soon``, executors, signals, kernel sockets, debug mode,
+  the exception handler) is the base loop's, unchanged.
+- It owns one device and one :class:`~.stack.interface.Interface`. One pump runs
+  after every stimulus (device readable, the stack's deadline, a user send):
+  receive a bounded batch → ``ingress`` each frame → dispatch events to
+  protocols → ``egress`` a bounded batch → one ``transmit`` → re-arm the single
+  deadline timer for ``poll_at()``. A user send schedules at most one pump per
+  loop iteration.
+- Routing rule for ``create_datagram_endpoint`` (predictable on purpose): a call
+  goes over the user-space stack unless it passes ``sock=``, or its remote
+  address — or, without one, its local address — is a loopback address
+  (127.0.0.0/8, ::1), or ``family`` is ``AF_UNIX``; those stay on the kernel.
+  Only numeric addresses (and ``localhost``) are accepted for the stack: the
+  kernel resolver is never asked about them.
+- A device that disappears (``DeviceGone``) is reported through the loop's
+  exception handler and every endpoint's ``error_received``; the loop keeps
+  running.
 """
 
 from __future__ import annotations
+
+import asyncio
+import asyncio.unix_events
+import errno
+import ipaddress
+import itertools
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._transports import DatagramTransport
+from .config import StackConfig
+from .device.base import Device, DeviceError
+from .device.pcap import PcapWriter
+from .device.spec import open_device
+from .device.vnet import FLAG_DATA_VALID, FLAG_NEEDS_CSUM, NO_OFFLOAD, VNET_HDR_LEN
+from .stack.interface import EchoReply, Interface, InterfaceConfig, UdpDatagram, UdpError
+from .stack.udp import UdpEndpoint
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a dependency, but stay usable
+    uvloop = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    _LoopBase = asyncio.AbstractEventLoop
+else:
+    _LoopBase = object
+
+__all__ = ["EthoxEventLoop", "EthoxSelectorEventLoop", "EventLoopPolicy", "new_event_loop",
+           "run"]
+
+RX_BATCH = 64  # frames per receive() call
+RX_BUDGET = 256  # frames per pump, so a flood cannot starve other callbacks
+TX_BUDGET = 256
+_T = TypeVar("_T")
+
+
+def _is_loopback(host: Any) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _EthoxLoopMixin(_LoopBase):
+    """The stack-driving part, shared by both base loops (see the module contract)."""
+
+    _stack: Interface
+    _device: Device
+
+    def _ethox_init(self, config: StackConfig | None, device: Device | None) -> None:
+        config = config or StackConfig.from_env()
+        if device is None:
+            if config.device is None:
+                raise ValueError("ethox_asyncio needs a device: pass device=/config= or set "
+                                 "ETHOX_DEVICE (e.g. tap:tap0)")
+            device = open_device(config.device)
+        # Captured here rather than with PcapDevice: frames are written without the
+        # device's virtio-net header, so the capture is plain Ethernet.
+        self._pcap = PcapWriter(config.pcap) if config.pcap else None
+        self._device = device
+        self._vnet = device.capabilities.vnet_header
+        self._stack = Interface(InterfaceConfig(
+            mac=config.mac, addresses=config.addresses,
+            gateways=tuple(g for g in config.gateways if isinstance(g, ipaddress.IPv4Address)),
+            mtu=min(config.mtu, device.capabilities.mtu)))
+        self._pump_handle: asyncio.Handle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._pings: dict[tuple[int, int], asyncio.Future[float]] = {}
+        self._ping_ident = itertools.count(0x4500)
+        self.add_reader(device.fileno(), self._pump)
+        self._schedule_pump()  # gratuitous ARP is queued at start
+
+    # --- the pump ---------------------------------------------------------------------
+
+    def _schedule_pump(self) -> None:
+        if self._pump_handle is None:
+            self._pump_handle = self.call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pump_handle = None
+        now: float = self.time()
+        try:
+            self._receive_batch(now)
+            self._dispatch_events()
+            self._transmit_batch(now)
+        except DeviceError as exc:
+            self._device_failed(exc)
+            return
+        except Exception as exc:  # a bug in the stack must not stop the pump for good
+            self.call_exception_handler({"message": "ethox_asyncio: error in the pump",
+                                         "exception": exc})
+        self._rearm_timer()
+
+    def _receive_batch(self, now: float) -> None:
+        stack, device, vnet = self._stack, self._device, self._vnet
+        received = 0
+        while received < RX_BUDGET:
+            frames = device.receive(RX_BATCH)
+            if not frames:
+                break
+            received += len(frames)
+            for frame in frames:
+                if vnet:
+                    flags = frame[0]
+                    # The kernel validated or will not have computed the checksum
+                    # (NEEDS_CSUM: it trusted its own sender); either way do not verify.
+                    frame = frame[VNET_HDR_LEN:]
+                    if self._pcap is not None:
+                        self._pcap.write(frame, time.time())
+                    stack.ingress(frame, now, checksum_verified=bool(
+                        flags & (FLAG_NEEDS_CSUM | FLAG_DATA_VALID)))
+                    continue
+                if self._pcap is not None:
+                    self._pcap.write(frame, time.time())
+                stack.ingress(frame, now)
+
+    def _transmit_batch(self, now: float) -> None:
+        frames = self._stack.egress(now, TX_BUDGET)
+        if frames and self._pcap is not None:
+            stamp = time.time()
+            for frame in frames:
+                self._pcap.write(frame, stamp)
+        if frames:
+            if self._vnet:
+                frames = [NO_OFFLOAD + frame for frame in frames]
+            self._device.transmit(frames)
+        if self._stack.poll_at() == 0.0:  # more queued than the budget allowed
+            self._schedule_pump()
+
+    def _dispatch_events(self) -> None:
+        events = self._stack.events
+        while events:
+            event = events.popleft()
+            if isinstance(event, UdpDatagram):
+                transport = event.endpoint.owner
+                if isinstance(transport, DatagramTransport):
+                    transport._deliver(event.data, event.src)
+            elif isinstance(event, UdpError):
+                transport = event.endpoint.owner
+                if isinstance(transport, DatagramTransport):
+                    transport._report(event.error)
+            elif isinstance(event, EchoReply):
+                future = self._pings.pop((event.ident, event.seq_no), None)
+                if future is not None and not future.done():
+                    # perf_counter, not loop.time(): uvloop's clock has 1 ms resolution.
+                    future.set_result(time.perf_counter())
+
+    def _rearm_timer(self) -> None:
+        deadlines = [d for d in (self._stack.poll_at(), _device_poll_at(self._device))
+                     if d is not None]
+        deadline = min(deadlines) if deadlines else None
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._pump()
+
+    def _device_failed(self, exc: DeviceError) -> None:
+        self.remove_reader(self._device.fileno())
+        self.call_exception_handler({
+            "message": f"ethox_asyncio: device failed: {exc}", "exception": exc})
+        for endpoint in list(self._stack.udp.endpoints()):
+            if isinstance(endpoint.owner, DatagramTransport):
+                endpoint.owner.abort_with(exc)
+
+    # --- UDP ----------------------------------------------------------------------------
+
+    def _udp_send(self, endpoint: UdpEndpoint, data: bytes, dst: ipaddress.IPv4Address,
+                  port: int) -> None:
+        self._stack.send_udp(endpoint, data, dst, port, self.time())
+        self._schedule_pump()
+
+    def _udp_closed(self, transport: DatagramTransport) -> None:
+        self._stack.udp.unbind(transport._endpoint)
+
+    async def create_datagram_endpoint(  # type: ignore[override]
+        self, protocol_factory: Callable[[], asyncio.DatagramProtocol],
+        local_addr: tuple[str, int] | str | None = None,
+        remote_addr: tuple[str, int] | str | None = None, *, family: int = 0, proto: int = 0,
+        flags: int = 0, reuse_address: bool | None = None, reuse_port: bool | None = None,
+        allow_broadcast: bool | None = None, sock: socket.socket | None = None,
+    ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+        target = remote_addr if remote_addr is not None else local_addr
+        host = target[0] if isinstance(target, tuple) else None
+        if sock is not None or family == socket.AF_UNIX or _is_loopback(host) \
+                or (local_addr is None and remote_addr is None):
+            kwargs: dict[str, Any] = dict(family=family, proto=proto, flags=flags,
+                                          reuse_port=reuse_port,
+                                          allow_broadcast=allow_broadcast, sock=sock)
+            if reuse_address is not None:
+                kwargs["reuse_address"] = reuse_address
+            result: tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol] = (
+                await super().create_datagram_endpoint(
+                    protocol_factory, local_addr, remote_addr, **kwargs))
+            return result
+        if reuse_address:
+            raise ValueError("Passing `reuse_address=True` is no longer supported, as the "
+                             "usage of SO_REUSEPORT in UDP poses a significant security "
+                             "concern.")
+        if family not in (0, socket.AF_INET):
+            raise OSError(errno.EAFNOSUPPORT, "ethox_asyncio: only IPv4 datagram endpoints "
+                                              "are supported over the stack so far")
+        endpoint = self._udp_bind(local_addr, remote_addr, bool(reuse_port))
+        protocol = protocol_factory()
+        transport = DatagramTransport(self, protocol, endpoint,
+                                      allow_broadcast=bool(allow_broadcast))
+        self.call_soon(protocol.connection_made, transport)
+        return transport, protocol
+
+    def _udp_bind(self, local_addr: Any, remote_addr: Any, reuse_port: bool) -> UdpEndpoint:
+        table = self._stack.udp
+        if local_addr is not None:
+            address, port = ipaddress.IPv4Address(_numeric(local_addr[0])), int(local_addr[1])
+        else:
+            address, port = ipaddress.IPv4Address("0.0.0.0"), 0
+        if not address.is_unspecified and address not in self._stack.local_ipv4:
+            raise OSError(errno.EADDRNOTAVAIL,
+                          f"[Errno {errno.EADDRNOTAVAIL}] {address} is not an address of "
+                          "the ethox interface")
+        endpoint = table.bind(address, port, family=4, reuse_port=reuse_port)
+        if remote_addr is not None:
+            remote = ipaddress.IPv4Address(_numeric(remote_addr[0]))
+            if address.is_unspecified:
+                endpoint.set_local_address(self._stack.source_address(remote))
+            table.connect(endpoint, remote, int(remote_addr[1]))
+        return endpoint
+
+    # --- ping -----------------------------------------------------------------------------
+
+    async def ping(self, host: str, *, seq_no: int = 0, data: bytes = b"ethox-asyncio ping",
+                   timeout: float = 1.0, ident: int | None = None) -> float:
+        """Send one ICMP echo request; return the round-trip time in seconds.
+
+        Raises TimeoutError when no reply arrives within ``timeout``.
+        """
+        destination = ipaddress.IPv4Address(_numeric(host))
+        ident = next(self._ping_ident) & 0xFFFF if ident is None else ident
+        future: asyncio.Future[float] = self.create_future()
+        self._pings[(ident, seq_no)] = future
+        sent_at = time.perf_counter()
+        try:
+            self._stack.send_ping(destination, ident, seq_no, data, self.time())
+            self._schedule_pump()
+            received_at = await asyncio.wait_for(future, timeout)
+        finally:
+            self._pings.pop((ident, seq_no), None)
+        return received_at - sent_at
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if not self.is_closed():
+            device = getattr(self, "_device", None)
+            if device is not None:
+                try:
+                    self.remove_reader(device.fileno())
+                except (OSError, ValueError):
+                    pass
+                device.close()
+            if self._pcap is not None:
+                self._pcap.close()
+        super().close()
+
+
+def _numeric(host: str) -> str:
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ValueError(f"ethox_asyncio: {host!r} is not a numeric IP address; resolve it "
+                         "first (the stack does not consult the kernel resolver)") from None
+
+
+def _device_poll_at(device: Device) -> float | None:
+    poll_at = getattr(device, "poll_at", None)
+    return poll_at() if poll_at is not None else None
+
+
+class EthoxSelectorEventLoop(_EthoxLoopMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]
+    """The stack on top of asyncio's stock selector loop."""
+
+    def __init__(self, config: StackConfig | None = None, *, device: Device | None = None
+                 ) -> None:
+        super().__init__()
+        try:
+            self._ethox_init(config, device)
+        except BaseException:
+            super().close()
+            raise
+
+
+if uvloop is not None:
+    class EthoxUvloopEventLoop(_EthoxLoopMixin, uvloop.Loop):  # type: ignore[misc]
+        """The stack on top of uvloop."""
+
+        def __init__(self, config: StackConfig | None = None, *,
+                     device: Device | None = None) -> None:
+            super().__init__()
+            try:
+                self._ethox_init(config, device)
+            except BaseException:
+                super().close()
+                raise
+
+    EthoxEventLoop: type[_EthoxLoopMixin] = EthoxUvloopEventLoop
+else:  # pragma: no cover
+    EthoxEventLoop = EthoxSelectorEventLoop
+
+
+def new_event_loop(config: StackConfig | None = None, *, device: Device | None = None,
+                   base: str = "uvloop") -> asyncio.AbstractEventLoop:
+    """A new loop driving the stack; ``config`` defaults to ``StackConfig.from_env()``."""
+    if base == "asyncio" or uvloop is None:
+        return EthoxSelectorEventLoop(config, device=device)
+    if base != "uvloop":
+        raise ValueError(f"base must be 'uvloop' or 'asyncio', not {base!r}")
+    return EthoxUvloopEventLoop(config, device=device)
+
+
+def run(main: Coroutine[Any, Any, _T], *, config: StackConfig | None = None,
+        device: Device | None = None, base: str = "uvloop", debug: bool | None = None) -> _T:
+    """``asyncio.run(main)`` on a new ethox loop."""
+    with asyncio.Runner(debug=debug,
+                        loop_factory=lambda: new_event_loop(config, device=device,
+                                                            base=base)) as runner:
+        return runner.run(main)
+
+
+# Policies are deprecated in 3.14 and go away in 3.16; the private base class is used so
+# that importing this module never triggers asyncio's deprecation warning.
+_PolicyBase: Any = getattr(asyncio.unix_events, "_UnixDefaultEventLoopPolicy", None)
+
+if _PolicyBase is not None:
+    class EventLoopPolicy(_PolicyBase):  # type: ignore[misc]
+        """A policy whose loops are ethox loops (for apps that only set a policy)."""
+
+        def __init__(self, config: StackConfig | None = None, *, base: str = "uvloop") -> None:
+            super().__init__()
+            self._config = config
+            self._base = base
+
+        def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            return new_event_loop(self._config, base=self._base)
+else:  # pragma: no cover - Python >= 3.16
+    __all__.remove("EventLoopPolicy")

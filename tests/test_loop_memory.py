@@ -1,0 +1,190 @@
+"""The event loop over the in-memory link, against a sans-IO peer interface.
+
+The peer is an ``Interface`` on the link's other endpoint, pumped by a timer in the
+same loop; it echoes UDP datagrams back. Runs on both bases (uvloop and asyncio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv4Interface
+
+import pytest
+
+import ethox_asyncio
+from ethox_asyncio.config import StackConfig
+from ethox_asyncio.device.memory import MemoryEndpoint, MemoryLink
+from ethox_asyncio.stack.interface import Interface, InterfaceConfig, UdpDatagram
+from ethox_asyncio.stack.wire.ethernet import EthernetAddress
+
+PEER = IPv4Address("198.18.0.1")
+OURS = "198.18.0.2"
+
+
+class EchoPeer:
+    """A sans-IO peer that answers ping (by itself) and echoes UDP port 7, upper-cased."""
+
+    def __init__(self, device: MemoryEndpoint) -> None:
+        self.device = device
+        self.stack = Interface(InterfaceConfig(mac=EthernetAddress("02:00:00:00:00:01"),
+                                               addresses=(IPv4Interface("198.18.0.1/24"),)))
+        self.echo = self.stack.udp.bind(PEER, 7, family=4)
+
+    def pump(self, now: float) -> None:
+        for frame in self.device.receive(64):
+            self.stack.ingress(frame, now)
+        while self.stack.events:
+            event = self.stack.events.popleft()
+            if isinstance(event, UdpDatagram) and event.endpoint is self.echo:
+                host, port = event.src
+                self.stack.send_udp(self.echo, event.data.upper(), IPv4Address(host), port, now)
+        frames = self.stack.egress(now, 64)
+        if frames:
+            self.device.transmit(frames)
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def loop_and_peer(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[asyncio.AbstractEventLoop, EchoPeer]]:
+    link = MemoryLink(2)
+    config = StackConfig(addresses=(IPv4Interface(f"{OURS}/24"),),
+                         mac=EthernetAddress("02:00:00:00:00:02"))
+    loop = ethox_asyncio.new_event_loop(config, device=link.endpoints[0], base=request.param)
+    peer = EchoPeer(link.endpoints[1])
+
+    def tick() -> None:
+        peer.pump(loop.time())
+        loop.call_later(0.002, tick)
+
+    loop.call_soon(tick)
+    yield loop, peer
+    loop.close()
+    link.close()
+
+
+class Collector(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.datagrams: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+        self.errors: list[Exception] = []
+        self.made = asyncio.Event()
+        self.lost = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.made.set()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.datagrams.put_nowait((data, addr))
+
+    def error_received(self, exc: Exception) -> None:
+        self.errors.append(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set()
+
+
+def test_datagram_round_trip(loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    loop, _ = loop_and_peer
+
+    async def main() -> None:
+        transport, protocol = await loop.create_datagram_endpoint(
+            Collector, remote_addr=(str(PEER), 7))
+        await asyncio.wait_for(protocol.made.wait(), 1)
+        sockname = transport.get_extra_info("sockname")
+        assert sockname[0] == OURS and sockname[1] > 0
+        assert transport.get_extra_info("peername") == (str(PEER), 7)
+        assert transport.get_extra_info("socket") is None
+        transport.sendto(b"hello")
+        data, addr = await asyncio.wait_for(protocol.datagrams.get(), 2)
+        assert (data, addr) == (b"HELLO", (str(PEER), 7))
+        transport.close()
+        await asyncio.wait_for(protocol.lost.wait(), 1)
+
+    loop.run_until_complete(main())
+
+
+def test_ping_measures_a_round_trip(loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]
+                                    ) -> None:
+    loop, _ = loop_and_peer
+    rtt = loop.run_until_complete(loop.ping(str(PEER), timeout=2))  # type: ignore[attr-defined]
+    assert 0 <= rtt < 2
+
+
+def test_closed_port_reports_connection_refused(
+        loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    loop, _ = loop_and_peer
+
+    async def main() -> None:
+        transport, protocol = await loop.create_datagram_endpoint(
+            Collector, remote_addr=(str(PEER), 9))
+        transport.sendto(b"anyone?")
+        for _ in range(200):
+            if protocol.errors:
+                break
+            await asyncio.sleep(0.01)
+        assert protocol.errors and isinstance(protocol.errors[0], ConnectionRefusedError)
+        transport.close()
+
+    loop.run_until_complete(main())
+
+
+def test_api_misuse_raises_clear_errors(
+        loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    loop, _ = loop_and_peer
+
+    async def main() -> None:
+        transport, _ = await loop.create_datagram_endpoint(Collector, remote_addr=(str(PEER), 7))
+        with pytest.raises(TypeError, match="bytes-like"):
+            transport.sendto("text")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="Invalid address"):
+            transport.sendto(b"x", ("198.18.0.9", 7))
+        transport.close()
+        with pytest.raises(OSError, match="not an address of the ethox interface"):
+            await loop.create_datagram_endpoint(Collector, local_addr=("198.18.5.5", 0))
+        with pytest.raises(ValueError, match="not a numeric IP address"):
+            await loop.create_datagram_endpoint(Collector, remote_addr=("example.test", 7))
+        first, _ = await loop.create_datagram_endpoint(Collector, local_addr=(OURS, 5000))
+        with pytest.raises(OSError, match="5000"):
+            await loop.create_datagram_endpoint(Collector, local_addr=(OURS, 5000))
+        first.close()
+
+    loop.run_until_complete(main())
+
+
+def test_loopback_stays_on_the_kernel(
+        loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    loop, _ = loop_and_peer
+
+    async def main() -> None:
+        transport, _ = await loop.create_datagram_endpoint(Collector, local_addr=("127.0.0.1", 0))
+        assert transport.get_extra_info("socket") is not None  # a real kernel socket
+        transport.close()
+
+    loop.run_until_complete(main())
+
+
+def test_inherited_loop_behaviour(loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]
+                                  ) -> None:
+    loop, _ = loop_and_peer
+
+    async def main() -> int:
+        fired = loop.create_future()
+        loop.call_later(0.01, fired.set_result, 1)
+        value = await fired
+        value += await loop.run_in_executor(None, lambda: 41)
+        return value
+
+    assert loop.run_until_complete(main()) == 42
+
+
+def test_run_and_runner_loop_factory() -> None:
+    link = MemoryLink(2)
+    config = StackConfig(addresses=(IPv4Interface(f"{OURS}/24"),))
+
+    async def main() -> str:
+        return type(asyncio.get_running_loop()).__name__
+
+    name = ethox_asyncio.run(main(), config=config, device=link.endpoints[0])
+    assert name.startswith("Ethox")
+    link.close()
