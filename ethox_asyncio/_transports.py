@@ -15,7 +15,9 @@ Contract (``DatagramTransport``, matching ``asyncio.selector_events
   via ``call_soon``. ``get_write_buffer_size()`` is 0: datagrams are handed to the
   stack at once (those waiting for ARP are bounded by the neighbour cache).
 - ``get_extra_info``: ``sockname``, ``peername`` (connected only), ``socket``
-  (None: there is no kernel socket).
+  (None: there is no kernel socket). Addresses are ``(host, port)`` for IPv4 and
+  ``(host, port, flowinfo, scope_id)`` for IPv6, as CPython's; so are the ``addr``
+  given to ``datagram_received``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from ipaddress import IPv4Address, ip_address
+from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 
 from .stack.udp import UdpEndpoint
@@ -58,11 +60,14 @@ class DatagramTransport(asyncio.DatagramTransport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "sockname":
             address, port = self._endpoint.local
-            return (str(address), port)
+            return self._address(str(address), port)
         if name == "peername":
             remote = self._endpoint.remote
-            return (str(remote[0]), remote[1]) if remote is not None else default
+            return self._address(str(remote[0]), remote[1]) if remote is not None else default
         return self._extra.get(name, default)
+
+    def _address(self, host: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+        return (host, port, 0, 0) if self._endpoint.family == 6 else (host, port)
 
     def is_closing(self) -> bool:
         return self._closing
@@ -105,8 +110,10 @@ class DatagramTransport(asyncio.DatagramTransport):
                 log.warning("socket.send() raised exception.")
             return
         try:
-            destination = IPv4Address(addr[0]) if not isinstance(addr[0], IPv4Address) \
-                else addr[0]
+            destination = ip_address(addr[0])
+            if destination.version != self._endpoint.family:
+                raise OSError(errno.EAFNOSUPPORT,
+                              f"{destination} is not an IPv{self._endpoint.family} address")
             if self._loop._stack.routes.is_broadcast(destination) and not self._allow_broadcast:
                 raise PermissionError(errno.EACCES, "broadcast needs allow_broadcast=True")
             self._loop._udp_send(self._endpoint, bytes(data), destination, int(addr[1]))
@@ -117,7 +124,8 @@ class DatagramTransport(asyncio.DatagramTransport):
 
     def _deliver(self, data: bytes, addr: tuple[str, int]) -> None:
         if not self._closing:
-            self._call_protocol(self._protocol.datagram_received, data, addr)
+            self._call_protocol(self._protocol.datagram_received, data,
+                                self._address(*addr))
 
     def _report(self, exc: OSError) -> None:
         if not self._closing:

@@ -2,7 +2,7 @@
 
 Contract: each subcommand is a function ``cmd_<name>(args) -> int`` returning the
 process exit status; user errors print one line to stderr and return 2, never a
-traceback. ``ping`` and ``echo`` run the stack on the ethox loop (IPv4 so far);
+traceback. ``ping`` and ``echo`` run the stack on the ethox loop (IPv4 and IPv6);
 ``run`` and ``bench`` come with the issues that build them.
 """
 
@@ -152,12 +152,11 @@ def cmd_echo(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         transports = []
         for address in config.addresses:
-            if address.version != 4:
-                continue  # IPv6 joins with NDP
             transport, _ = await loop.create_datagram_endpoint(
                 _UdpEcho, local_addr=(str(address.ip), args.port))
             transports.append(transport)
-            print(f"UDP echo on {address.ip}:{args.port}", flush=True)
+            shown = f"[{address.ip}]" if address.version == 6 else str(address.ip)
+            print(f"UDP echo on {shown}:{args.port}", flush=True)
         stop = asyncio.Event()
         # Ctrl-C arrives as KeyboardInterrupt through asyncio.Runner; SIGTERM (service
         # managers, and background jobs, which start with SIGINT ignored) stops us too.
@@ -197,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ping = sub.add_parser("ping", help="ICMP echo through the user-space stack, like ping(8)")
     _add_device_options(ping)
-    ping.add_argument("host", help="numeric IPv4 address")
+    ping.add_argument("host", help="numeric IPv4 or IPv6 address")
     ping.add_argument("-c", "--count", type=int, default=4)
     ping.add_argument("-i", "--interval", type=float, default=1.0)
     ping.add_argument("-W", "--timeout", type=float, default=1.0)

@@ -91,7 +91,7 @@ class _EthoxLoopMixin(_LoopBase):
         self._vnet = device.capabilities.vnet_header
         self._stack = Interface(InterfaceConfig(
             mac=config.mac, addresses=config.addresses,
-            gateways=tuple(g for g in config.gateways if isinstance(g, ipaddress.IPv4Address)),
+            gateways=config.gateways,
             mtu=min(config.mtu, device.capabilities.mtu)))
         self._pump_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -204,8 +204,8 @@ class _EthoxLoopMixin(_LoopBase):
 
     # --- UDP ----------------------------------------------------------------------------
 
-    def _udp_send(self, endpoint: UdpEndpoint, data: bytes, dst: ipaddress.IPv4Address,
-                  port: int) -> None:
+    def _udp_send(self, endpoint: UdpEndpoint, data: bytes,
+                  dst: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> None:
         self._stack.send_udp(endpoint, data, dst, port, self.time())
         self._schedule_pump()
 
@@ -236,29 +236,38 @@ class _EthoxLoopMixin(_LoopBase):
             raise ValueError("Passing `reuse_address=True` is no longer supported, as the "
                              "usage of SO_REUSEPORT in UDP poses a significant security "
                              "concern.")
-        if family not in (0, socket.AF_INET):
-            raise OSError(errno.EAFNOSUPPORT, "ethox_asyncio: only IPv4 datagram endpoints "
-                                              "are supported over the stack so far")
-        endpoint = self._udp_bind(local_addr, remote_addr, bool(reuse_port))
+        if family not in (0, socket.AF_INET, socket.AF_INET6):
+            raise OSError(errno.EAFNOSUPPORT, "ethox_asyncio: only IPv4 and IPv6 datagram "
+                                              "endpoints go over the stack")
+        endpoint = self._udp_bind(local_addr, remote_addr, bool(reuse_port), family)
         protocol = protocol_factory()
         transport = DatagramTransport(self, protocol, endpoint,
                                       allow_broadcast=bool(allow_broadcast))
         self.call_soon(protocol.connection_made, transport)
         return transport, protocol
 
-    def _udp_bind(self, local_addr: Any, remote_addr: Any, reuse_port: bool) -> UdpEndpoint:
+    def _udp_bind(self, local_addr: Any, remote_addr: Any, reuse_port: bool,
+                  family: int) -> UdpEndpoint:
+        """Bind (and connect); the family is ``family`` or inferred from the addresses."""
         table = self._stack.udp
-        if local_addr is not None:
-            address, port = ipaddress.IPv4Address(_numeric(local_addr[0])), int(local_addr[1])
-        else:
-            address, port = ipaddress.IPv4Address("0.0.0.0"), 0
-        if not address.is_unspecified and address not in self._stack.local_ipv4:
+        local = ipaddress.ip_address(_numeric(local_addr[0])) if local_addr is not None \
+            else None
+        remote = ipaddress.ip_address(_numeric(remote_addr[0])) if remote_addr is not None \
+            else None
+        version = 6 if family == socket.AF_INET6 else 4 if family == socket.AF_INET \
+            else (local or remote).version  # type: ignore[union-attr]
+        for given in (local, remote):
+            if given is not None and given.version != version:
+                raise OSError(errno.EAFNOSUPPORT, f"{given} is not an IPv{version} address")
+        port = int(local_addr[1]) if local_addr is not None else 0
+        address = local if local is not None else \
+            ipaddress.ip_address("::" if version == 6 else "0.0.0.0")
+        if not address.is_unspecified and address not in self._stack.local_addresses:
             raise OSError(errno.EADDRNOTAVAIL,
                           f"[Errno {errno.EADDRNOTAVAIL}] {address} is not an address of "
                           "the ethox interface")
-        endpoint = table.bind(address, port, family=4, reuse_port=reuse_port)
-        if remote_addr is not None:
-            remote = ipaddress.IPv4Address(_numeric(remote_addr[0]))
+        endpoint = table.bind(address, port, family=version, reuse_port=reuse_port)
+        if remote is not None:
             if address.is_unspecified:
                 endpoint.set_local_address(self._stack.source_address(remote))
             table.connect(endpoint, remote, int(remote_addr[1]))
@@ -268,11 +277,11 @@ class _EthoxLoopMixin(_LoopBase):
 
     async def ping(self, host: str, *, seq_no: int = 0, data: bytes = b"ethox-asyncio ping",
                    timeout: float = 1.0, ident: int | None = None) -> float:
-        """Send one ICMP echo request; return the round-trip time in seconds.
+        """Send one ICMP (or ICMPv6) echo request; return the round-trip time in seconds.
 
         Raises TimeoutError when no reply arrives within ``timeout``.
         """
-        destination = ipaddress.IPv4Address(_numeric(host))
+        destination = ipaddress.ip_address(_numeric(host))
         ident = next(self._ping_ident) & 0xFFFF if ident is None else ident
         future: asyncio.Future[float] = self.create_future()
         self._pings[(ident, seq_no)] = future

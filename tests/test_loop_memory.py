@@ -7,8 +7,9 @@ same loop; it echoes UDP datagrams back. Runs on both bases (uvloop and asyncio)
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 
 import pytest
 
@@ -20,6 +21,8 @@ from ethox_asyncio.stack.wire.ethernet import EthernetAddress
 
 PEER = IPv4Address("198.18.0.1")
 OURS = "198.18.0.2"
+PEER6 = IPv6Address("fd00::1")
+OURS6 = "fd00::2"
 
 
 class EchoPeer:
@@ -28,17 +31,20 @@ class EchoPeer:
     def __init__(self, device: MemoryEndpoint) -> None:
         self.device = device
         self.stack = Interface(InterfaceConfig(mac=EthernetAddress("02:00:00:00:00:01"),
-                                               addresses=(IPv4Interface("198.18.0.1/24"),)))
+                                               addresses=(IPv4Interface("198.18.0.1/24"),
+                                                          IPv6Interface("fd00::1/64"))))
         self.echo = self.stack.udp.bind(PEER, 7, family=4)
+        self.echo6 = self.stack.udp.bind(PEER6, 7, family=6)
 
     def pump(self, now: float) -> None:
         for frame in self.device.receive(64):
             self.stack.ingress(frame, now)
         while self.stack.events:
             event = self.stack.events.popleft()
-            if isinstance(event, UdpDatagram) and event.endpoint is self.echo:
+            if isinstance(event, UdpDatagram) and event.endpoint in (self.echo, self.echo6):
                 host, port = event.src
-                self.stack.send_udp(self.echo, event.data.upper(), IPv4Address(host), port, now)
+                self.stack.send_udp(event.endpoint, event.data.upper(), ip_address(host), port,
+                                    now)
         frames = self.stack.egress(now, 64)
         if frames:
             self.device.transmit(frames)
@@ -49,7 +55,7 @@ def loop_and_peer(
     request: pytest.FixtureRequest,
 ) -> Iterator[tuple[asyncio.AbstractEventLoop, EchoPeer]]:
     link = MemoryLink(2)
-    config = StackConfig(addresses=(IPv4Interface(f"{OURS}/24"),),
+    config = StackConfig(addresses=(IPv4Interface(f"{OURS}/24"), IPv6Interface(f"{OURS6}/64")),
                          mac=EthernetAddress("02:00:00:00:00:02"))
     loop = ethox_asyncio.new_event_loop(config, device=link.endpoints[0], base=request.param)
     peer = EchoPeer(link.endpoints[1])
@@ -102,6 +108,38 @@ def test_datagram_round_trip(loop_and_peer: tuple[asyncio.AbstractEventLoop, Ech
         await asyncio.wait_for(protocol.lost.wait(), 1)
 
     loop.run_until_complete(main())
+
+
+def test_ipv6_datagram_round_trip(
+        loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    loop, _ = loop_and_peer
+
+    async def main() -> None:
+        transport, protocol = await loop.create_datagram_endpoint(
+            Collector, remote_addr=(str(PEER6), 7))
+        await asyncio.wait_for(protocol.made.wait(), 1)
+        sockname = transport.get_extra_info("sockname")
+        assert sockname[0] == OURS6 and sockname[1] > 0 and sockname[2:] == (0, 0)
+        assert transport.get_extra_info("peername") == (str(PEER6), 7, 0, 0)
+        transport.sendto(b"hello6")
+        data, addr = await asyncio.wait_for(protocol.datagrams.get(), 2)
+        assert (data, addr) == (b"HELLO6", (str(PEER6), 7, 0, 0))
+        transport.close()
+        server, server_protocol = await loop.create_datagram_endpoint(
+            Collector, local_addr=("::", 0), family=socket.AF_INET6)
+        assert server.get_extra_info("sockname")[0] == "::"
+        server.sendto(b"x" * 3000, (str(PEER6), 7, 0, 0))  # fragmented both ways
+        data, addr = await asyncio.wait_for(server_protocol.datagrams.get(), 2)
+        assert (data, addr) == (b"X" * 3000, (str(PEER6), 7, 0, 0))
+        server.close()
+
+    loop.run_until_complete(main())
+
+
+def test_ipv6_ping(loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    loop, _ = loop_and_peer
+    rtt = loop.run_until_complete(loop.ping(str(PEER6), timeout=2))  # type: ignore[attr-defined]
+    assert 0 <= rtt < 2
 
 
 def test_ping_measures_a_round_trip(loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]

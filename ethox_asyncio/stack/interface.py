@@ -11,11 +11,12 @@ Contract:
 - ``events`` is a deque of :class:`UdpDatagram`, :class:`UdpError` and
   :class:`EchoReply` for the loop to dispatch. Datagram payloads are copies
   (``bytes``): the loop may hand them to protocols that keep them.
-- IPv4 only in this version: Ethernet filtering, ARP (answering, resolving with a
-  bounded queue, gratuitous ARP on start), IPv4 with reassembly and fragmentation on
-  send, ICMPv4 echo (answered), echo requests for ``ping``, port unreachable (rate
-  limited) and ICMP errors delivered to the UDP endpoint they concern.
-  IPv6 and NDP follow.
+- Ethernet filtering (our MAC, broadcast, the IPv6 multicast groups we joined),
+  ARP (answering, resolving with a bounded queue, gratuitous ARP on start), IPv4
+  with reassembly and fragmentation on send, ICMPv4 echo (answered), echo requests
+  for ``ping``, port unreachable (rate limited) and ICMP errors delivered to the UDP
+  endpoint they concern. IPv6 with NDP is the :class:`~.ipv6.Ipv6Host` this
+  interface owns; the public calls take either family.
 
 The interface never reads a clock and never does I/O.
 """
@@ -23,17 +24,28 @@ The interface never reads a clock and never does I/O.
 from __future__ import annotations
 
 from collections import Counter, deque
-from dataclasses import dataclass, field
 from errno import ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH
-from ipaddress import IPv4Address, IPv4Interface, IPv6Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
+from .common import (
+    ETH_HEADER_LEN,
+    TRUSTED,
+    UDP_HEADER_LEN,
+    EchoReply,
+    Event,
+    InterfaceConfig,
+    UdpDatagram,
+    UdpError,
+    ethernet_frame,
+    host_unreachable,
+)
 from .fragment import Reassembler, fragment_sizes
 from .icmp import TokenBucket, may_send_icmpv4_error, quote_ipv4
-from .neighbor import NeighborCache, NeighborConfig
+from .ipv6 import Ipv6Host
+from .neighbor import NeighborCache
 from .route import RouteTable
 from .udp import UdpEndpoint, UdpTable
 from .wire.arp import ArpOperation, ArpRepr
-from .wire.checksum import CHECKSUM_SOFTWARE, ChecksumCaps
 from .wire.errors import WireError
 from .wire.ethernet import BROADCAST, EthernetAddress, EthernetFrame, EthernetRepr, EtherType
 from .wire.icmpv4 import (
@@ -54,52 +66,11 @@ from .wire.udp import UdpPacket, UdpRepr
 
 __all__ = ["EchoReply", "Interface", "InterfaceConfig", "UdpDatagram", "UdpError"]
 
-ETH_HEADER_LEN = 14
 IPV4_HEADER_LEN = 20
-UDP_HEADER_LEN = 8
 REASSEMBLY_TIMEOUT = 30.0  # Linux net.ipv4.ipfrag_time
 DEFAULT_TTL = 64  # RFC 1700 / Linux net.ipv4.ip_default_ttl
-_TRUSTED = ChecksumCaps(verify=False)
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceConfig:
-    mac: EthernetAddress
-    addresses: tuple[IPv4Interface | IPv6Interface, ...]
-    gateways: tuple[IPv4Address, ...] = ()
-    mtu: int = 1500
-    checksum: ChecksumCaps = CHECKSUM_SOFTWARE
-    neighbor: NeighborConfig = field(default_factory=NeighborConfig)
-    icmp_error_rate: float = 1000.0  # per second (Linux net.ipv4.icmp_ratelimit ~1/ms)
-    icmp_error_burst: int = 50
-
-
-@dataclass(slots=True)
-class UdpDatagram:
-    endpoint: UdpEndpoint
-    data: bytes
-    src: tuple[str, int]
-
-
-@dataclass(slots=True)
-class UdpError:
-    """An ICMP error about a datagram ``endpoint`` sent (``error_received``)."""
-
-    endpoint: UdpEndpoint
-    error: OSError
-
-
-@dataclass(slots=True)
-class EchoReply:
-    src: IPv4Address
-    ident: int
-    seq_no: int
-    data: bytes
-    received_at: float
-
-
-# (ethertype, next hop, IP packet) waiting for the neighbour's MAC.
-_Pending = tuple[IPv4Address, bytes]
+_TRUSTED = TRUSTED
+IpAddress = IPv4Address | IPv6Address
 
 
 class Interface:
@@ -113,15 +84,20 @@ class Interface:
         self.routes = RouteTable()
         for address in self.ipv4:
             self.routes.add_connected(address)
-        for gateway in config.gateways:
-            self.routes.add_default_gateway(gateway)
-        self.arp: NeighborCache[_Pending] = NeighborCache(config.neighbor)
+        self.arp: NeighborCache[bytes] = NeighborCache(config.neighbor)
         self.reassembly = Reassembler(timeout=REASSEMBLY_TIMEOUT)
         self.udp = UdpTable()
         self.icmp_errors = TokenBucket(config.icmp_error_rate, config.icmp_error_burst)
-        self.events: deque[UdpDatagram | UdpError | EchoReply] = deque()
+        self.events: deque[Event] = deque()
         self.stats: Counter[str] = Counter()
         self._tx: deque[bytes] = deque()
+        self.ipv6 = Ipv6Host(config, routes=self.routes, udp=self.udp,
+                             icmp_errors=self.icmp_errors, events=self.events,
+                             stats=self.stats, tx=self._tx)
+        # After both families' connected routes: a gateway must be on one of them.
+        for gateway in config.gateways:
+            self.routes.add_default_gateway(gateway)
+        self._local = self._local_v4 | self.ipv6.local
         self._ident = 0
         self._l4_caps = config.checksum
         for address in self.ipv4:
@@ -130,11 +106,14 @@ class Interface:
     # --- loop interface -------------------------------------------------------------
 
     @property
-    def local_ipv4(self) -> frozenset[IPv4Address]:
-        return self._local_v4
+    def local_addresses(self) -> frozenset[IPv4Address | IPv6Address]:
+        """Our unicast addresses, both families (IPv6 includes the link-local one)."""
+        return self._local
 
-    def source_address(self, dst: IPv4Address) -> IPv4Address:
+    def source_address(self, dst: IpAddress) -> IpAddress:
         """The address a packet to ``dst`` is sent from (the one on ``dst``'s network)."""
+        if isinstance(dst, IPv6Address):
+            return self.ipv6.source_for(None, dst)
         return self._source_for(None, dst)
 
     def ingress(self, frame: bytes | bytearray | memoryview, now: float, *,
@@ -145,13 +124,19 @@ class Interface:
             eth = EthernetFrame.checked(frame)
             dst = eth.dst
             if dst != self.mac and not dst.is_broadcast:
-                self.stats["drop_not_our_mac"] += 1
-                return
+                if not dst.is_multicast:
+                    self.stats["drop_not_our_mac"] += 1
+                    return
+                if dst not in self.ipv6.link_groups:
+                    self.stats["drop_multicast_not_joined"] += 1
+                    return
             ethertype = eth.ethertype
             if ethertype == EtherType.ARP:
                 self._on_arp(eth, now)
             elif ethertype == EtherType.IPV4:
                 self._on_ipv4(eth.payload, dst.is_broadcast, now)
+            elif ethertype == EtherType.IPV6:
+                self.ipv6.ingress(eth.payload, dst.is_multicast, self._l4_caps, now)
             else:
                 self.stats["drop_ethertype"] += 1
         except WireError as error:
@@ -161,22 +146,28 @@ class Interface:
 
     def egress(self, now: float, budget: int) -> list[bytes]:
         self._run_timers(now)
+        self.ipv6.run_timers(now)
         out: list[bytes] = []
         while self._tx and len(out) < budget:
             out.append(self._tx.popleft())
         return out
 
     def poll_at(self) -> float | None:
-        deadlines = [d for d in (self.arp.poll_at(), self.reassembly.poll_at()) if d is not None]
         if self._tx:
             return 0.0
+        deadlines = [d for d in (self.arp.poll_at(), self.reassembly.poll_at(),
+                                 self.ipv6.poll_at()) if d is not None]
         return min(deadlines) if deadlines else None
 
     # --- user calls -----------------------------------------------------------------
 
-    def send_udp(self, endpoint: UdpEndpoint, payload: bytes, dst: IPv4Address, port: int,
+    def send_udp(self, endpoint: UdpEndpoint, payload: bytes, dst: IpAddress, port: int,
                  now: float) -> None:
-        """Queue one datagram; fragmented when larger than the MTU (RFC 791 §2.3)."""
+        """Queue one datagram; fragmented when larger than the MTU (RFC 791 §2.3,
+        RFC 8200 §4.5)."""
+        if isinstance(dst, IPv6Address):
+            self.ipv6.send_udp(endpoint, payload, dst, port, now)
+            return
         bound = endpoint.local[0]
         src = self._source_for(bound if isinstance(bound, IPv4Address) else None, dst)
         udp = UdpRepr(endpoint.local[1], port, len(payload))
@@ -184,8 +175,11 @@ class Interface:
         udp.emit(memoryview(segment), src, dst, payload, self.config.checksum)
         self._send_ipv4(src, dst, IpProtocol.UDP, bytes(segment), now, dont_frag=False)
 
-    def send_ping(self, dst: IPv4Address, ident: int, seq_no: int, data: bytes,
+    def send_ping(self, dst: IpAddress, ident: int, seq_no: int, data: bytes,
                   now: float) -> None:
+        if isinstance(dst, IPv6Address):
+            self.ipv6.send_ping(dst, ident, seq_no, data, now)
+            return
         request = Icmpv4EchoRequest(ident, seq_no, data)
         buf = bytearray(request.buffer_len)
         request.emit(buf)
@@ -222,14 +216,12 @@ class Interface:
         self._tx.append(bytes(buf))
 
     def _flush_pending(self, ip: IPv4Address, mac: EthernetAddress,
-                       ready: list[_Pending]) -> None:
-        for _, packet in ready:
+                       ready: list[bytes]) -> None:
+        for packet in ready:
             self._tx.append(self._ethernet(mac, packet))
 
     def _ethernet(self, dst_mac: EthernetAddress, packet: bytes) -> bytes:
-        header = bytearray(ETH_HEADER_LEN)
-        EthernetRepr(self.mac, dst_mac, EtherType.IPV4).emit(header)
-        return bytes(header) + packet
+        return ethernet_frame(self.mac, dst_mac, EtherType.IPV4, packet)
 
     # --- IPv4 receive (RFC 791, RFC 1122 §3.2.1) ------------------------------------
 
@@ -373,7 +365,7 @@ class Interface:
         mac = self.arp.lookup(next_hop, now)
         if mac is not None:
             self._tx.append(self._ethernet(mac, packet))
-        elif not self.arp.resolve(next_hop, (next_hop, packet), now):
+        elif not self.arp.resolve(next_hop, packet, now):
             self.stats["arp_queue_full"] += 1
 
     # --- timers ---------------------------------------------------------------------
@@ -385,7 +377,7 @@ class Interface:
             self._send_arp(ArpOperation.REQUEST, source, solicitation.unicast_mac or BROADCAST,
                            IPv4Address(solicitation.ip))
         for failure in result.failures:
-            for _, packet in failure.packets:
+            for packet in failure.packets:
                 self._host_unreachable(packet, now)
         for expired in self.reassembly.expire(now):
             if expired.first_header is not None:  # RFC 792: only if fragment 0 arrived
@@ -397,12 +389,13 @@ class Interface:
     def _host_unreachable(self, packet: bytes, now: float) -> None:
         """A queued packet whose next hop never answered ARP (RFC 1122 §2.3.2.2)."""
         view = Ipv4Packet(packet)
-        if view.src in self._local_v4 and view.protocol == IpProtocol.UDP:
+        if view.src in self._local_v4 and view.protocol == IpProtocol.UDP \
+                and not view.frag_offset:
             udp = UdpPacket(view.payload)
-            endpoint = self.udp.lookup(4, view.src, udp.src_port, view.dst, udp.dst_port)
-            if endpoint is not None:
-                self.events.append(UdpError(endpoint, OSError(
-                    EHOSTUNREACH, f"{view.dst}: no ARP answer from the next hop")))
+            error = host_unreachable(self.udp, 4, view.src, udp.src_port, view.dst,
+                                     udp.dst_port, "no ARP answer from the next hop")
+            if error is not None:
+                self.events.append(error)
         self.stats["arp_failed_packets"] += 1
 
 

@@ -21,6 +21,8 @@ s.sendto(b"echo me", ("198.18.0.2", 7))
 print(s.recvfrom(100)[0].decode())
 """
 
+CLIENT6 = CLIENT.replace("AF_INET", "AF_INET6").replace("198.18.0.2", "fd00::2")
+
 
 @pytest.fixture
 def topo() -> Iterator[Topology]:
@@ -30,7 +32,7 @@ def topo() -> Iterator[Topology]:
 
 def cli(topo: Topology, *args: str) -> list[str]:
     return [sys.executable, "-m", "ethox_asyncio", *args, "--device", topo.device_spec,
-            "--address", "198.18.0.2/24"]
+            "--address", "198.18.0.2/24", "--address", "fd00::2/64"]
 
 
 def test_ping_prints_replies_and_a_summary(topo: Topology) -> None:
@@ -38,6 +40,13 @@ def test_ping_prints_replies_and_a_summary(topo: Topology) -> None:
                             capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("bytes from 198.18.0.1: icmp_seq=") == 2
+    assert "2 packets transmitted, 2 received, 0% packet loss" in result.stdout
+
+
+def test_ping_over_ipv6(topo: Topology) -> None:
+    result = subprocess.run(cli(topo, "ping", "fd00::1", "-c", "2", "-i", "0.1"),
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
     assert "2 packets transmitted, 2 received, 0% packet loss" in result.stdout
 
 
@@ -54,7 +63,10 @@ def test_echo_serves_the_kernel_and_stops_cleanly(topo: Topology) -> None:
     try:
         assert server.stdout is not None
         assert server.stdout.readline().strip() == "UDP echo on 198.18.0.2:7"
+        assert server.stdout.readline().strip() == "UDP echo on [fd00::2]:7"
         reply = topo.run(sys.executable, "-c", CLIENT, capture_output=True, text=True)
+        assert reply.stdout.strip() == "echo me", reply.stderr
+        reply = topo.run(sys.executable, "-c", CLIENT6, capture_output=True, text=True)
         assert reply.stdout.strip() == "echo me", reply.stderr
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=10)
