@@ -7,9 +7,9 @@ Select the loop and an unmodified asyncio application runs over the stack::
     asyncio.set_event_loop_policy(ethox_asyncio.EventLoopPolicy())  # 3.11-3.15
 
 What exists today (see docs/features.md): the wire codecs, the devices (TAP via
-io_uring or plain I/O, AF_PACKET, in-memory link, pcap, fault injection) and an
-IPv4 slice of the stack (ARP, IPv4 with fragmentation, ICMP echo and errors,
-UDP) with ``create_datagram_endpoint`` and ``loop.ping``. IPv6/NDP and TCP follow.
+io_uring or plain I/O, AF_PACKET, in-memory link, pcap, fault injection) and the
+network layer of the stack (ARP, NDP, IPv4/IPv6 with fragmentation, ICMP, UDP)
+with ``create_datagram_endpoint`` and ``loop.ping``. TCP follows.
 """
 
 from __future__ import annotations

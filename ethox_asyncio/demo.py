@@ -128,8 +128,8 @@ def run_demo(pcap_path: str | None = None, out: TextIO | None = None) -> int:
     say(f"ethox_asyncio {__version__} — demo (no privileges needed)")
     say("An asyncio application on the ethox loop (uvloop) talks over an in-memory link")
     say(f"to a second instance of our stack at {PEER_IP}. Nothing goes through the kernel.")
-    say("Works today: codecs, devices (TAP/io_uring, AF_PACKET), ARP, IPv4 with fragments,")
-    say("ICMP, UDP datagram endpoints. Not yet: IPv6/NDP in the stack, TCP.\n")
+    say("Works today: codecs, devices (TAP/io_uring, AF_PACKET), ARP/NDP, IPv4/IPv6 with")
+    say("fragments, ICMP, UDP datagram endpoints. Not yet: TCP.\n")
     own_file = pcap_path is None
     if pcap_path is None:
         handle, pcap_path = tempfile.mkstemp(prefix="ethox-demo-", suffix=".pcap")

@@ -273,6 +273,22 @@ class _EthoxLoopMixin(_LoopBase):
             table.connect(endpoint, remote, int(remote_addr[1]))
         return endpoint
 
+    # --- name resolution --------------------------------------------------------------
+
+    async def getaddrinfo(
+        self, host: bytes | str | None, port: bytes | str | int | None, *, family: int = 0,
+        type: int = 0, proto: int = 0, flags: int = 0,
+    ) -> list[tuple[Any, ...]]:
+        """Numeric hosts are answered here, without the kernel resolver or an executor
+        thread (as ``socket.getaddrinfo`` with ``AI_NUMERICHOST`` would answer them);
+        names go to the base loop's resolver unchanged."""
+        numeric = _numeric_addrinfo(host, port, family, type, proto)
+        if numeric is not None:
+            return numeric
+        result: list[tuple[Any, ...]] = await super().getaddrinfo(
+            host, port, family=family, type=type, proto=proto, flags=flags)
+        return result
+
     # --- ping -----------------------------------------------------------------------------
 
     async def ping(self, host: str, *, seq_no: int = 0, data: bytes = b"ethox-asyncio ping",
@@ -318,6 +334,29 @@ def _numeric(host: str) -> str:
     except ValueError:
         raise ValueError(f"ethox_asyncio: {host!r} is not a numeric IP address; resolve it "
                          "first (the stack does not consult the kernel resolver)") from None
+
+
+def _numeric_addrinfo(host: bytes | str | None, port: bytes | str | int | None, family: int,
+                      type_: int, proto: int) -> list[tuple[Any, ...]] | None:
+    """getaddrinfo results for a numeric IPv4/IPv6 host and port, else None."""
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    if host is None or isinstance(port, bytes):
+        return None
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+        port_number = int(port or 0)
+    except ValueError:
+        return None
+    af = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    if family not in (0, af):
+        raise socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+    sockaddr: tuple[Any, ...] = ((str(address), port_number) if af == socket.AF_INET
+                                 else (str(address), port_number, 0, 0))
+    types = [type_] if type_ else [socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_RAW]
+    protos: dict[int, int] = {socket.SOCK_STREAM: socket.IPPROTO_TCP,
+                              socket.SOCK_DGRAM: socket.IPPROTO_UDP}
+    return [(af, kind, proto or protos.get(kind, 0), "", sockaddr) for kind in types]
 
 
 def _device_poll_at(device: Device) -> float | None:

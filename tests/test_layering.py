@@ -4,7 +4,8 @@
   threading, the device layer, or the loop/transports.
 - ``stack.wire`` imports only from itself (and the standard library).
 - ``device`` never imports ``stack``.
-- only ``loop.py`` and ``_transports.py`` (and the CLI) import asyncio.
+- only ``loop.py`` and ``_transports.py`` import asyncio, besides the applications
+  built on it (``cli.py``, ``demo.py``) and ``netns.py``.
 """
 
 from __future__ import annotations

@@ -226,3 +226,91 @@ def test_run_and_runner_loop_factory() -> None:
     name = ethox_asyncio.run(main(), config=config, device=link.endpoints[0])
     assert name.startswith("Ethox")
     link.close()
+
+
+def test_inherited_signals_kernel_tcp_and_ordering(
+        loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    """What the loop inherits from its base works unchanged: signal handlers, kernel
+    sockets (a TCP exchange over loopback), call_soon ordering."""
+    import os
+    import signal
+
+    loop, _ = loop_and_peer
+
+    async def main() -> tuple[bool, bytes, list[int]]:
+        got_signal = asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR1, got_signal.set)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.wait_for(got_signal.wait(), 2)
+        loop.remove_signal_handler(signal.SIGUSR1)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write((await reader.readline()).upper())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"kernel tcp\n")
+        answer = await asyncio.wait_for(reader.readline(), 2)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+        order: list[int] = []
+        done = loop.create_future()
+        for index in range(5):
+            loop.call_soon(order.append, index)
+        loop.call_soon(done.set_result, None)
+        await done
+        return got_signal.is_set(), answer, order
+
+    assert loop.run_until_complete(main()) == (True, b"KERNEL TCP\n", [0, 1, 2, 3, 4])
+
+
+def test_broadcast_needs_allow_broadcast(
+        loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    loop, _ = loop_and_peer
+
+    async def main() -> tuple[list[Exception], list[Exception]]:
+        refused, refused_protocol = await loop.create_datagram_endpoint(
+            Collector, local_addr=(OURS, 0))
+        refused.sendto(b"to all", ("198.18.0.255", 7))
+        allowed, allowed_protocol = await loop.create_datagram_endpoint(
+            Collector, local_addr=(OURS, 0), allow_broadcast=True)
+        allowed.sendto(b"to all", ("198.18.0.255", 7))
+        await asyncio.sleep(0.05)
+        refused.close()
+        allowed.close()
+        return refused_protocol.errors, allowed_protocol.errors
+
+    refused_errors, allowed_errors = loop.run_until_complete(main())
+    assert len(refused_errors) == 1 and isinstance(refused_errors[0], PermissionError)
+    assert allowed_errors == []
+
+
+def test_getaddrinfo_answers_numeric_hosts_like_the_kernel(
+        loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    loop, _ = loop_and_peer
+    cases = [("198.18.0.1", 7, 0, socket.SOCK_DGRAM), ("fd00::1", "53", 0, 0),
+             ("198.18.0.1", None, socket.AF_INET, socket.SOCK_STREAM)]
+    expected = [sorted(socket.getaddrinfo(host, port, family, kind))
+                for host, port, family, kind in cases]
+    with pytest.raises(socket.gaierror) as kernel_says:
+        socket.getaddrinfo("198.18.0.1", 7, socket.AF_INET6)
+
+    def no_resolver(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the kernel resolver was asked about a numeric host")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_resolver)
+    results = [sorted(loop.run_until_complete(loop.getaddrinfo(host, port, family=family,
+                                                               type=kind)))
+               for host, port, family, kind in cases]
+    assert results == expected
+    with pytest.raises(socket.gaierror) as we_say:
+        loop.run_until_complete(loop.getaddrinfo("198.18.0.1", 7, family=socket.AF_INET6))
+    assert we_say.value.errno == kernel_says.value.errno
