@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -230,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DeviceError, ValueError) as exc:
         print(f"ethox-asyncio {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and so on
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return status
 
 

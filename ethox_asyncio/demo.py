@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 from typing import Any, TextIO
 
 from . import __version__
@@ -30,27 +30,33 @@ from .stack.wire.describe import describe_frame
 from .stack.wire.ethernet import EthernetAddress
 
 PEER_IP = IPv4Address("198.18.0.1")
+PEER_IP6 = IPv6Address("fd00::1")
 OUR_IP = "198.18.0.2"
+OUR_IP6 = "fd00::2"
 ECHO_PORT = 7
 
 
 class EchoPeer:
-    """A second stack on the link: answers ARP and ping, echoes UDP port 7 upper-cased."""
+    """A second stack on the link: answers ARP/NDP and ping, echoes UDP port 7 upper-cased
+    on 198.18.0.1 and fd00::1."""
 
     def __init__(self, device: MemoryEndpoint) -> None:
         self.device = device
         self.stack = Interface(InterfaceConfig(mac=EthernetAddress("02:00:00:00:00:01"),
-                                               addresses=(IPv4Interface(f"{PEER_IP}/24"),)))
-        self.echo = self.stack.udp.bind(PEER_IP, ECHO_PORT, family=4)
+                                               addresses=(IPv4Interface(f"{PEER_IP}/24"),
+                                                          IPv6Interface(f"{PEER_IP6}/64"))))
+        self.echo = (self.stack.udp.bind(PEER_IP, ECHO_PORT, family=4),
+                     self.stack.udp.bind(PEER_IP6, ECHO_PORT, family=6))
 
     def pump(self, now: float) -> None:
         for frame in self.device.receive(64):
             self.stack.ingress(frame, now)
         while self.stack.events:
             event = self.stack.events.popleft()
-            if isinstance(event, UdpDatagram) and event.endpoint is self.echo:
-                host, port = event.src
-                self.stack.send_udp(self.echo, event.data.upper(), IPv4Address(host), port, now)
+            if isinstance(event, UdpDatagram) and event.endpoint in self.echo:
+                host, port = event.src[:2]
+                self.stack.send_udp(event.endpoint, event.data.upper(), ip_address(host), port,
+                                    now)
         frames = self.stack.egress(now, 64)
         if frames:
             self.device.transmit(frames)
@@ -79,9 +85,9 @@ async def _application(peer: EchoPeer, say: Any) -> bool:
     loop = asyncio.get_running_loop()
     peer.run_every(loop, 0.001)
     ok = True
-    for seq_no in range(1, 4):
-        rtt = await loop.ping(str(PEER_IP), seq_no=seq_no, timeout=1)  # type: ignore[attr-defined]
-        say(f"  ping {PEER_IP}: icmp_seq={seq_no} time={rtt * 1000:.3f} ms")
+    for seq_no, host in enumerate((PEER_IP, PEER_IP, PEER_IP6, PEER_IP6), start=1):
+        rtt = await loop.ping(str(host), seq_no=seq_no, timeout=1)  # type: ignore[attr-defined]
+        say(f"  ping {host}: icmp_seq={seq_no} time={rtt * 1000:.3f} ms")
     transport, client = await loop.create_datagram_endpoint(
         _Client, remote_addr=(str(PEER_IP), ECHO_PORT))
     for message in (b"hello from asyncio", b"x" * 3000):
@@ -136,7 +142,8 @@ def run_demo(pcap_path: str | None = None, out: TextIO | None = None) -> int:
         os.close(handle)
     with MemoryLink(2) as link:
         peer = EchoPeer(link.endpoints[1])
-        config = StackConfig(addresses=(IPv4Interface(f"{OUR_IP}/24"),),
+        config = StackConfig(addresses=(IPv4Interface(f"{OUR_IP}/24"),
+                                        IPv6Interface(f"{OUR_IP6}/64")),
                              mac=EthernetAddress("02:00:00:00:00:02"), pcap=pcap_path)
         try:
             ok = run(_application(peer, say), config=config, device=link.endpoints[0])

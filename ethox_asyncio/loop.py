@@ -77,6 +77,15 @@ class _EthoxLoopMixin(_LoopBase):
     _stack: Interface
     _device: Device
 
+    def __init__(self, config: StackConfig | None = None, *, device: Device | None = None
+                 ) -> None:
+        super().__init__()  # the base loop (uvloop.Loop or SelectorEventLoop)
+        try:
+            self._ethox_init(config, device)
+        except BaseException:
+            super().close()
+            raise
+
     def _ethox_init(self, config: StackConfig | None, device: Device | None) -> None:
         config = config or StackConfig.from_env()
         if device is None:
@@ -367,28 +376,10 @@ def _device_poll_at(device: Device) -> float | None:
 class EthoxSelectorEventLoop(_EthoxLoopMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]
     """The stack on top of asyncio's stock selector loop."""
 
-    def __init__(self, config: StackConfig | None = None, *, device: Device | None = None
-                 ) -> None:
-        super().__init__()
-        try:
-            self._ethox_init(config, device)
-        except BaseException:
-            super().close()
-            raise
-
 
 if uvloop is not None:
     class EthoxUvloopEventLoop(_EthoxLoopMixin, uvloop.Loop):  # type: ignore[misc]
         """The stack on top of uvloop."""
-
-        def __init__(self, config: StackConfig | None = None, *,
-                     device: Device | None = None) -> None:
-            super().__init__()
-            try:
-                self._ethox_init(config, device)
-            except BaseException:
-                super().close()
-                raise
 
     EthoxEventLoop: type[_EthoxLoopMixin] = EthoxUvloopEventLoop
 else:  # pragma: no cover

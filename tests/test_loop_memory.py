@@ -9,45 +9,20 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 import pytest
 
 import ethox_asyncio
 from ethox_asyncio.config import StackConfig
-from ethox_asyncio.device.memory import MemoryEndpoint, MemoryLink
-from ethox_asyncio.stack.interface import Interface, InterfaceConfig, UdpDatagram
+from ethox_asyncio.demo import EchoPeer
+from ethox_asyncio.device.memory import MemoryLink
 from ethox_asyncio.stack.wire.ethernet import EthernetAddress
 
 PEER = IPv4Address("198.18.0.1")
 OURS = "198.18.0.2"
 PEER6 = IPv6Address("fd00::1")
 OURS6 = "fd00::2"
-
-
-class EchoPeer:
-    """A sans-IO peer that answers ping (by itself) and echoes UDP port 7, upper-cased."""
-
-    def __init__(self, device: MemoryEndpoint) -> None:
-        self.device = device
-        self.stack = Interface(InterfaceConfig(mac=EthernetAddress("02:00:00:00:00:01"),
-                                               addresses=(IPv4Interface("198.18.0.1/24"),
-                                                          IPv6Interface("fd00::1/64"))))
-        self.echo = self.stack.udp.bind(PEER, 7, family=4)
-        self.echo6 = self.stack.udp.bind(PEER6, 7, family=6)
-
-    def pump(self, now: float) -> None:
-        for frame in self.device.receive(64):
-            self.stack.ingress(frame, now)
-        while self.stack.events:
-            event = self.stack.events.popleft()
-            if isinstance(event, UdpDatagram) and event.endpoint in (self.echo, self.echo6):
-                host, port = event.src
-                self.stack.send_udp(event.endpoint, event.data.upper(), ip_address(host), port,
-                                    now)
-        frames = self.stack.egress(now, 64)
-        if frames:
-            self.device.transmit(frames)
 
 
 @pytest.fixture(params=["uvloop", "asyncio"])
@@ -314,3 +289,12 @@ def test_getaddrinfo_answers_numeric_hosts_like_the_kernel(
     with pytest.raises(socket.gaierror) as we_say:
         loop.run_until_complete(loop.getaddrinfo("198.18.0.1", 7, family=socket.AF_INET6))
     assert we_say.value.errno == kernel_says.value.errno
+
+
+def test_a_loop_without_a_device_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ETHOX_DEVICE", raising=False)
+    for base in ("uvloop", "asyncio"):
+        with pytest.raises(ValueError, match="needs a device"):
+            ethox_asyncio.new_event_loop(StackConfig(), base=base)
+    with pytest.raises(ValueError, match="base must be"):
+        ethox_asyncio.new_event_loop(StackConfig(device="memory"), base="trio")

@@ -115,16 +115,26 @@ def test_kernel_pings_the_stack_and_the_stack_pings_the_kernel(topo: Topology, b
     assert "lladdr 02:00:00:00:00:02" in neighbours and "REACHABLE" in neighbours, neighbours
 
 
+# (kernel address, our address, kernel echo server, kernel client) per family
+FAMILIES = {
+    "ipv4": (KERNEL, STACK, ECHO_SERVER, CLIENT),
+    "ipv6": (KERNEL6, STACK6, ECHO_SERVER6, CLIENT6),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("size", [100, 4000])  # 4000 bytes: fragmented both ways
-def test_datagrams_to_a_kernel_socket_and_back(topo: Topology, size: int) -> None:
-    server = topo.popen(sys.executable, "-c", ECHO_SERVER, "1", stdout=subprocess.PIPE, text=True)
+def test_datagrams_to_a_kernel_socket_and_back(topo: Topology, family: str, size: int) -> None:
+    kernel, _, echo_server, _ = FAMILIES[family]
+    server = topo.popen(sys.executable, "-c", echo_server, "1", stdout=subprocess.PIPE,
+                        text=True)
     assert server.stdout is not None and server.stdout.readline().strip() == "ready"
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
 
     async def main() -> bytes:
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.create_datagram_endpoint(
-            Collector, remote_addr=(KERNEL, 7007))
+            Collector, remote_addr=(kernel, 7007))
         transport.sendto(payload)
         try:
             return await asyncio.wait_for(protocol.queue.get(), 5)
@@ -135,22 +145,29 @@ def test_datagrams_to_a_kernel_socket_and_back(topo: Topology, size: int) -> Non
     server.wait(timeout=5)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("size", [512, 3072])
-def test_kernel_client_talks_to_our_server(topo: Topology, size: int) -> None:
+def test_kernel_client_talks_to_our_server(topo: Topology, family: str, size: int) -> None:
+    _, ours, _, client = FAMILIES[family]
+
     async def main() -> str:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(Reverser, local_addr=(STACK, 9000))
+        transport, _ = await loop.create_datagram_endpoint(Reverser, local_addr=(ours, 9000))
         try:
-            return await in_namespace(topo, sys.executable, "-c", CLIENT, "9000", str(size))
+            return await in_namespace(topo, sys.executable, "-c", client, "9000", str(size))
         finally:
             transport.close()
 
     assert run_on_stack(topo, main).strip() == "echo-ok"
 
 
-def test_closed_port_is_refused_to_a_connected_kernel_socket(topo: Topology) -> None:
+@pytest.mark.parametrize("family", FAMILIES)
+def test_closed_port_is_refused_to_a_connected_kernel_socket(topo: Topology,
+                                                             family: str) -> None:
+    client = FAMILIES[family][3]
+
     async def main() -> str:
-        return await in_namespace(topo, sys.executable, "-c", CLIENT, "9", "256")
+        return await in_namespace(topo, sys.executable, "-c", client, "9", "256")
 
     assert run_on_stack(topo, main).strip() == "refused"
 
@@ -174,47 +191,6 @@ def test_ipv6_ping_both_ways_and_ndp(topo: Topology, base: str) -> None:
     assert " 0% packet loss" in output, output
     assert 0 < rtt < 2
     assert "lladdr 02:00:00:00:00:02" in neighbours and "REACHABLE" in neighbours, neighbours
-
-
-@pytest.mark.parametrize("size", [100, 4000])  # 4000 bytes: fragmented both ways
-def test_ipv6_datagrams_to_a_kernel_socket_and_back(topo: Topology, size: int) -> None:
-    server = topo.popen(sys.executable, "-c", ECHO_SERVER6, "1", stdout=subprocess.PIPE,
-                        text=True)
-    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
-
-    async def main() -> bytes:
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.create_datagram_endpoint(
-            Collector, remote_addr=(KERNEL6, 7007))
-        transport.sendto(payload)
-        try:
-            return await asyncio.wait_for(protocol.queue.get(), 5)
-        finally:
-            transport.close()
-
-    assert run_on_stack(topo, main) == payload
-    server.wait(timeout=5)
-
-
-@pytest.mark.parametrize("size", [512, 3072])
-def test_ipv6_kernel_client_talks_to_our_server(topo: Topology, size: int) -> None:
-    async def main() -> str:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(Reverser, local_addr=(STACK6, 9000))
-        try:
-            return await in_namespace(topo, sys.executable, "-c", CLIENT6, "9000", str(size))
-        finally:
-            transport.close()
-
-    assert run_on_stack(topo, main).strip() == "echo-ok"
-
-
-def test_ipv6_closed_port_is_refused_to_a_connected_kernel_socket(topo: Topology) -> None:
-    async def main() -> str:
-        return await in_namespace(topo, sys.executable, "-c", CLIENT6, "9", "256")
-
-    assert run_on_stack(topo, main).strip() == "refused"
 
 
 @pytest.mark.tshark
