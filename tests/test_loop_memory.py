@@ -298,3 +298,26 @@ def test_a_loop_without_a_device_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
             ethox_asyncio.new_event_loop(StackConfig(), base=base)
     with pytest.raises(ValueError, match="base must be"):
         ethox_asyncio.new_event_loop(StackConfig(device="memory"), base="trio")
+
+
+def test_policy_alone_configures_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app that only sets the policy gets a loop configured from ETHOX_* variables."""
+    monkeypatch.setenv("ETHOX_DEVICE", "memory")
+    monkeypatch.setenv("ETHOX_ADDRESS", "198.18.0.2/24,fd00::2/64")
+    monkeypatch.setenv("ETHOX_MAC", "02:00:00:00:00:42")
+    loop = ethox_asyncio.EventLoopPolicy().new_event_loop()
+    try:
+        stack = loop._stack  # type: ignore[attr-defined]
+        assert stack.mac == EthernetAddress("02:00:00:00:00:42")
+        assert {str(a) for a in stack.local_addresses} >= {"198.18.0.2", "fd00::2"}
+
+        async def sockname() -> tuple[str, int]:
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("198.18.0.2", 4242))
+            name: tuple[str, int] = transport.get_extra_info("sockname")
+            transport.close()
+            return name
+
+        assert loop.run_until_complete(sockname()) == ("198.18.0.2", 4242)
+    finally:
+        loop.close()
