@@ -36,3 +36,18 @@ def test_device_benchmark_runs_bounded(tmp_path: Path) -> None:
     rows = table.read_text().splitlines()
     assert len(rows) == 2 + 2 * 7  # header, rule, rx/tx for each of the seven paths
     assert all("–" not in row for row in rows[2:]), rows
+
+
+@pytest.mark.netns
+def test_udp_echo_benchmark_runs_bounded(tmp_path: Path) -> None:
+    table = tmp_path / "udp_echo.md"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "udp_echo.py"), "--requests",
+                             "200", "--runs", "1", "--markdown", str(table)],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    rows = table.read_text().splitlines()
+    paths = ["ethox (uring)", "ethox (plain)", "kernel asyncio", "kernel uvloop"]
+    assert len(rows) == 2 + 2 * len(paths)  # header, rule, each path pinned and unpinned
+    for pin in ("cpu 0", "none"):
+        for path in paths:
+            assert any(row.startswith(f"| {path} | {pin} |") for row in rows), (path, pin, rows)
