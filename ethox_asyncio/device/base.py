@@ -29,11 +29,13 @@ from __future__ import annotations
 import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, TypeAlias, runtime_checkable
 
 __all__ = [
     "ETHERNET_HEADER_LEN",
     "VLAN_TAG_LEN",
+    "ClosesOnExit",
     "Device",
     "DeviceCapabilities",
     "DeviceClosed",
@@ -87,6 +89,22 @@ class Device(Protocol):
     def transmit(self, frames: Sequence[Frame]) -> int: ...
 
     def close(self) -> None: ...
+
+
+class ClosesOnExit:
+    """Mixin: ``with thing:`` hands back ``thing`` and calls its ``close()`` on exit."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define close()")
 
 
 class DeviceError(OSError):

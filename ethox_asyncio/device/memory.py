@@ -26,11 +26,11 @@ import os
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 from .base import (
     ETHERNET_HEADER_LEN,
     VLAN_TAG_LEN,
+    ClosesOnExit,
     DeviceCapabilities,
     DeviceClosed,
     Frame,
@@ -165,7 +165,7 @@ class MemoryEndpoint:
             raise DeviceClosed(f"memory endpoint {self.index}")
 
 
-class MemoryLink:
+class MemoryLink(ClosesOnExit):
     """A shared segment joining ``n_endpoints`` ``MemoryEndpoint`` devices (see module doc).
 
     ``rx_queue_len`` bounds each endpoint's receive queue in frames; ``max_batch``
@@ -198,17 +198,6 @@ class MemoryLink:
         self.endpoints = tuple(
             MemoryEndpoint(self, index, capabilities, rx_queue_len) for index in range(n_endpoints)
         )
-
-    def __enter__(self) -> MemoryLink:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _check_frame_len(self, frame: bytes) -> None:
         """Raise ``FrameTooLarge`` unless ``frame`` fits the MTU (plus one VLAN tag)."""

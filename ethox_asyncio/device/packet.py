@@ -54,11 +54,11 @@ import socket
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 from .base import (
     ETHERNET_HEADER_LEN,
     VLAN_TAG_LEN,
+    ClosesOnExit,
     DeviceCapabilities,
     DeviceClosed,
     DeviceError,
@@ -338,7 +338,7 @@ def _set_buffer_len(sock: socket.socket, force_option: int, option: int, length:
         sock.setsockopt(socket.SOL_SOCKET, option, length)
 
 
-class PacketDevice:
+class PacketDevice(ClosesOnExit):
     """An AF_PACKET socket on an existing Ethernet interface (see module doc).
 
     ``max_batch`` bounds one ``receive()``. Ring mode: ``ring_blocks`` blocks of
@@ -440,13 +440,6 @@ class PacketDevice:
         state = "closed" if self._closed else ("gone" if self._gone else "open")
         return (f"<PacketDevice {self.ifname}{where} mode={self.mode} "
                 f"offload={'on' if self.offload else 'off'} {state}>")
-
-    def __enter__(self) -> PacketDevice:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.close()
 
     @property
     def capabilities(self) -> DeviceCapabilities:

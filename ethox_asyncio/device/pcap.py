@@ -27,10 +27,9 @@ import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import BinaryIO, TypeAlias
 
-from .base import Device, DeviceCapabilities, Frame
+from .base import ClosesOnExit, Device, DeviceCapabilities, Frame
 
 __all__ = [
     "LINKTYPE_ETHERNET",
@@ -78,7 +77,7 @@ class PcapRecord:
     orig_len: int
 
 
-class PcapWriter:
+class PcapWriter(ClosesOnExit):
     """Writes frames to a classic pcap file (see module doc).
 
     Given a path it opens, owns and closes the file; given a binary file object it
@@ -108,17 +107,6 @@ class PcapWriter:
             )
         )
 
-    def __enter__(self) -> PcapWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def write(self, frame: Frame, timestamp: float) -> None:
         """Append one record; ``timestamp`` is seconds since the epoch (>= 0)."""
         if self._closed:
@@ -146,7 +134,7 @@ class PcapWriter:
             self._file.close()
 
 
-class PcapReader:
+class PcapReader(ClosesOnExit):
     """Iterates over the records of a classic pcap file (see module doc).
 
     The global header is read and checked on construction, so ``linktype``,
@@ -192,17 +180,6 @@ class PcapReader:
         self.snaplen: int = snaplen
         # The upper 16 bits may carry FCS information (pcap-savefile(5)); keep the type.
         self.linktype: int = linktype & 0xFFFF
-
-    def __enter__(self) -> PcapReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __iter__(self) -> Iterator[PcapRecord]:
         divisor = 1_000_000_000 if self.nanosecond_timestamps else 1_000_000

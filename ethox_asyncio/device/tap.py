@@ -53,12 +53,12 @@ import socket
 import struct
 import time
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Final, Protocol
 
 from .base import (
     ETHERNET_HEADER_LEN,
     VLAN_TAG_LEN,
+    ClosesOnExit,
     DeviceCapabilities,
     DeviceClosed,
     DeviceError,
@@ -316,7 +316,7 @@ class PlainEngine:
             raise DeviceGone(self.name, f"{operation} failed: {error.strerror}") from error
 
 
-class TapDevice:
+class TapDevice(ClosesOnExit):
     """A TAP interface as a ``Device`` (see the module doc)."""
 
     def __init__(
@@ -372,17 +372,6 @@ class TapDevice:
         where = f" in netns {self.netns!r}" if self.netns else ""
         state = "closed" if self._closed else f"engine={self.engine_name}"
         return f"<TapDevice {self.name!r}{where}, {state}>"
-
-    def __enter__(self) -> TapDevice:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def capabilities(self) -> DeviceCapabilities:
