@@ -2,7 +2,9 @@
 
 Contract: each subcommand is a function ``cmd_<name>(args) -> int`` returning the
 process exit status; user errors print one line to stderr and return 2, never a
-traceback. ``ping`` and ``echo`` run the stack on the ethox loop (IPv4 and IPv6);
+traceback or a warning (a device that fails to open included). Ctrl-C ends ``ping``
+with its statistics and ``echo`` quietly. ``ping`` and ``echo`` run the stack on
+the ethox loop (IPv4 and IPv6);
 ``run`` and ``bench`` come with the issues that build them.
 """
 
@@ -10,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from . import __version__
@@ -38,11 +41,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
             if args.count is not None and index > args.count:
                 break
             print(f"{index:5d} {record.timestamp:.6f} {describe_frame(record.data)}")
+    except BrokenPipeError:  # `| head`: main() silences stdout (before OSError: a subclass)
+        raise
     except (OSError, PcapFormatError) as exc:
         print(f"ethox-asyncio decode: {exc}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `| head`
-        return 0
     return 0
 
 
@@ -102,38 +105,64 @@ def _add_device_options(parser: argparse.ArgumentParser) -> None:
                        help="the event loop the stack runs on")
 
 
-def cmd_ping(args: argparse.Namespace) -> int:
+def _run_on_stack(main: Coroutine[Any, Any, int], config: StackConfig,
+                  args: argparse.Namespace) -> int:
+    """``loop.run(main)``; if the loop or its device fails to open, ``main`` never started.
+
+    It is closed then, so the error is the one line :func:`main` prints, without a
+    "coroutine ... was never awaited" RuntimeWarning after it.
+    """
     from .loop import run
 
+    try:
+        return run(main, config=config, base=args.base)
+    finally:
+        if inspect.getcoroutinestate(main) == inspect.CORO_CREATED:
+            main.close()
+
+
+def _print_ping_statistics(host: str, transmitted: int, rtts: list[float]) -> None:
+    loss = 100 * (transmitted - len(rtts)) / transmitted if transmitted else 0
+    print(f"--- {host} ping statistics ---")
+    print(f"{transmitted} packets transmitted, {len(rtts)} received, {loss:.0f}% packet loss")
+    if rtts:
+        print(f"rtt min/avg/max = {min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/"
+              f"{max(rtts):.3f} ms")
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
     config = _stack_config(args)
+    rtts: list[float] = []  # milliseconds, one per reply
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
-        received, rtts = 0, []
         data = bytes(range(56 % 256))  # ping(8)'s default 56 data bytes
         print(f"PING {args.host}: {len(data)} data bytes", flush=True)
-        for seq_no in range(1, args.count + 1):
-            try:
-                rtt = await loop.ping(args.host, seq_no=seq_no, data=data,  # type: ignore[attr-defined]
-                                      timeout=args.timeout)
-            except TimeoutError:
-                print(f"no reply from {args.host}: icmp_seq={seq_no}", flush=True)
-            else:
-                received += 1
-                rtts.append(rtt * 1000)
-                print(f"{len(data) + 8} bytes from {args.host}: icmp_seq={seq_no} "
-                      f"time={rtt * 1000:.3f} ms", flush=True)
-            if seq_no < args.count:
-                await asyncio.sleep(args.interval)
-        loss = 100 * (args.count - received) / args.count
-        print(f"--- {args.host} ping statistics ---")
-        print(f"{args.count} packets transmitted, {received} received, {loss:.0f}% packet loss")
-        if rtts:
-            print(f"rtt min/avg/max = {min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/"
-                  f"{max(rtts):.3f} ms")
-        return 0 if received else 1
+        transmitted = 0
+        try:
+            for seq_no in range(1, args.count + 1):
+                transmitted = seq_no
+                try:
+                    rtt = await loop.ping(args.host, seq_no=seq_no, data=data,  # type: ignore[attr-defined]
+                                          timeout=args.timeout)
+                except TimeoutError:
+                    print(f"no reply from {args.host}: icmp_seq={seq_no}", flush=True)
+                else:
+                    rtts.append(rtt * 1000)
+                    print(f"{len(data) + 8} bytes from {args.host}: icmp_seq={seq_no} "
+                          f"time={rtt * 1000:.3f} ms", flush=True)
+                if seq_no < args.count:
+                    await asyncio.sleep(args.interval)
+        except asyncio.CancelledError:  # Ctrl-C: asyncio.Runner cancels us; ping(8) sums up
+            _print_ping_statistics(args.host, transmitted, rtts)
+            raise
+        _print_ping_statistics(args.host, transmitted, rtts)
+        return 0 if rtts else 1
 
-    return run(main(), config=config, base=args.base)
+    try:
+        return _run_on_stack(main(), config, args)
+    except KeyboardInterrupt:
+        return 0 if rtts else 1
 
 
 class _UdpEcho(asyncio.DatagramProtocol):
@@ -145,8 +174,6 @@ class _UdpEcho(asyncio.DatagramProtocol):
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
-    from .loop import run
-
     config = _stack_config(args)
 
     async def main() -> int:
@@ -171,7 +198,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
         return 0
 
     try:
-        return run(main(), config=config, base=args.base)
+        return _run_on_stack(main(), config, args)
     except KeyboardInterrupt:
         print("stopped (interrupted)", flush=True)
         return 0
@@ -228,12 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.func(args)
-    except (ConfigError, DeviceError, ValueError) as exc:
-        print(f"ethox-asyncio {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # output piped into `head` and so on
+    except BrokenPipeError:  # output piped into `head` and so on (before OSError: a subclass)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (ConfigError, DeviceError, ValueError, OSError) as exc:
+        # OSError: e.g. a --pcap file that cannot be created, raised while the loop opens.
+        print(f"ethox-asyncio {args.command}: {exc}", file=sys.stderr)
+        return 2
     return status
 
 

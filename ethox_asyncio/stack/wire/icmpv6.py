@@ -9,7 +9,10 @@ Contract:
 - :func:`parse_icmpv6` verifies the checksum when ``caps.verify`` and returns a
   Repr from :data:`Icmpv6Repr`, or for Neighbor Discovery (types 133-136) one of
   ``ndisc.NdiscRepr``. Other types (redirect, MLD, ...) raise
-  :class:`Unsupported`. Any input gives a Repr or a ``WireError``.
+  :class:`Unsupported`. Any input gives a Repr or a ``WireError``. MLDv2
+  reports (type 143) have a codec of their own, ``mld.Mldv2Report``, for
+  decoding captures; ``parse_icmpv6`` does not call it, so the stack, which does
+  not take part in MLD, keeps dropping them as ``Unsupported``.
 - Each Repr's ``emit(buf, src, dst, caps)`` writes ``buffer_len`` octets at
   offset 0, with the checksum computed (``FULL``), set to the folded
   pseudo-header sum (``PARTIAL``, for the device to finish) or left 0 (``NONE``).
@@ -82,7 +85,7 @@ MAX_QUOTED_LEN = 1232
 
 
 class Icmpv6Type(enum.IntEnum):
-    """ICMPv6 message types (RFC 4443 §2.1, RFC 4861 §4); unknown types stay ``int``."""
+    """ICMPv6 message types (RFC 4443 §2.1, RFC 4861 §4, RFC 3810 §5); unknown stay ``int``."""
 
     DEST_UNREACHABLE = 1
     PACKET_TOO_BIG = 2
@@ -90,11 +93,15 @@ class Icmpv6Type(enum.IntEnum):
     PARAM_PROBLEM = 4
     ECHO_REQUEST = 128
     ECHO_REPLY = 129
+    MLD_QUERY = 130  # RFC 2710 §3, RFC 3810 §5.1: recognised by name only
+    MLD_REPORT = 131  # RFC 2710 §3 (MLDv1): recognised by name only
+    MLD_DONE = 132  # RFC 2710 §3: recognised by name only
     ROUTER_SOLICIT = 133
     ROUTER_ADVERT = 134
     NEIGHBOR_SOLICIT = 135
     NEIGHBOR_ADVERT = 136
     REDIRECT = 137  # recognised by name only: parse raises Unsupported
+    MLDV2_REPORT = 143  # RFC 3810 §5.2: parse_icmpv6 raises Unsupported; see mld.py
 
 
 class Icmpv6DestUnreachableCode(enum.IntEnum):
