@@ -167,14 +167,24 @@ class Reassembler:
             now: float, first_header: bytes | bytearray | memoryview | None = None,
             ) -> bytes | None:
         """Add one fragment; return the whole payload when this one completes it."""
+        done = self.add_fragment(key, offset, more, data, now, first_header=first_header)
+        return None if done is None else done[0]
+
+    def add_fragment(self, key: Hashable, offset: int, more: bool,
+                     data: bytes | bytearray | memoryview, now: float,
+                     first_header: bytes | bytearray | memoryview | None = None,
+                     ) -> tuple[bytes, bytes | None] | None:
+        """Like :meth:`add`, but return ``(payload, first_header)`` on completion:
+        the offset-0 fragment's ``first_header`` as given (an error about the whole
+        datagram quotes it, as Linux does), None if it was given none."""
         length = len(data)
         end = offset + length
         if offset < 0 or offset % 8 or end > self.max_datagram_len or (
                 more and (length == 0 or length % 8)):
             self.stats.dropped_invalid += 1
             return None
-        if offset == 0 and not more:
-            return bytes(data)  # atomic fragment, RFC 6946 §4
+        if offset == 0 and not more:  # atomic fragment, RFC 6946 §4
+            return bytes(data), None if first_header is None else bytes(first_header)
         if key in self._discarded:
             self.stats.dropped_discarded += 1
             return None
@@ -214,7 +224,7 @@ class Reassembler:
         payload = b"".join(dgram.frags[start] for start in dgram.starts)
         self._drop(key)
         self.stats.completed += 1
-        return payload
+        return payload, dgram.first_header
 
     # -- internals ------------------------------------------------------------
 

@@ -25,8 +25,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from .wire.icmpv4 import MAX_QUOTED_LEN as MAX_QUOTED_LEN_V4
 from .wire.icmpv4 import Icmpv4Type
 from .wire.icmpv6 import MAX_QUOTED_LEN as MAX_QUOTED_LEN_V6
-from .wire.icmpv6 import Icmpv6ParamProblemCode, Icmpv6Type
-from .wire.ipv6 import Ipv6OptionAction
+from .wire.icmpv6 import Icmpv6Type
 
 __all__ = [
     "DEFAULT_ICMP_BURST",
@@ -148,29 +147,23 @@ def may_send_icmpv4_error(*, dst_is_broadcast_or_multicast: bool, src: IPv4Addre
 
 
 def may_send_icmpv6_error(*, error_type: int, error_code: int, dst: IPv6Address,
-                          src: IPv6Address, is_icmp_error: bool, link_multicast: bool,
-                          is_redirect: bool = False, src_is_anycast: bool = False,
-                          option_action: int | None = None) -> bool:
+                          src: IPv6Address, is_icmp_error: bool, link_multicast: bool) -> bool:
     """RFC 4443 §2.4 (e): whether error ``error_type``/``error_code`` may be sent.
 
-    Never in response to an ICMPv6 error (e.1) or a Redirect (e.2); not for a
-    packet to a multicast address (e.3) or sent as a link-layer multicast or
-    broadcast (``link_multicast``, e.4/e.5), except Packet Too Big and Parameter
-    Problem code 2 for an unrecognised option whose action is "discard and send
-    ICMP" (RFC 8200 §4.2 action 10; action 11 is *unless multicast*, pass it as
-    ``option_action``); never to a source that is not a single node: unspecified,
-    multicast, or an anycast address we know of (``src_is_anycast``, e.6).
+    Never in response to an ICMPv6 error or a Redirect (``is_icmp_error`` covers
+    both, e.1 and e.2); not for a packet to a multicast address (e.3) or sent as a
+    link-layer multicast or broadcast (``link_multicast``, e.4/e.5), except Packet
+    Too Big; never to a source that is not a single node: unspecified or multicast
+    (e.6; we hold no anycast addresses). The other multicast exception, Parameter
+    Problem code 2 for an option of action 10 (RFC 8200 §4.2), needs the option's
+    action, and we never send Parameter Problem, so it is refused here too.
     """
-    if is_icmp_error or is_redirect:
+    if is_icmp_error:
         return False
-    if src.is_unspecified or src.is_multicast or src_is_anycast:
+    if src.is_unspecified or src.is_multicast:
         return False
     if dst.is_multicast or link_multicast:
-        if error_type == Icmpv6Type.PACKET_TOO_BIG:
-            return True
-        return (error_type == Icmpv6Type.PARAM_PROBLEM
-                and error_code == Icmpv6ParamProblemCode.UNRECOGNIZED_OPTION
-                and option_action != Ipv6OptionAction.DISCARD_SEND_ICMP_UNLESS_MULTICAST)
+        return error_type == Icmpv6Type.PACKET_TOO_BIG
     return True
 
 

@@ -1,0 +1,325 @@
+"""What IPv4 and IPv6 share: one shape for both families of the network layer.
+
+Contract:
+- :class:`IpHost` is the family-independent half of :class:`~.ipv4.Ipv4Host` and
+  :class:`~.ipv6.Ipv6Host`: UDP receive and demultiplexing, ICMP errors delivered
+  to the endpoint they quote, reassembly expiry, neighbour timers, the
+  host-unreachable report for packets whose next hop never answered, UDP send,
+  and the link-layer output through a :class:`NeighborCache`. A subclass supplies
+  the family's header building (``_send``), its ICMP codec and send rules, its
+  neighbour solicitation, and its notion of a bogus source address.
+- **One path for every answer the stack generates on its own** (ICMP errors, echo
+  replies, neighbour advertisements; TCP resets later): :meth:`IpHost._answer`.
+  It never raises: an answer that cannot be sent (no route, no address, a
+  neighbour queue that is full) is dropped and counted as ``answer_dropped_<why>``.
+  ICMP errors additionally go through :meth:`IpHost._send_icmp_error`, which
+  applies the family's RFC rules (RFC 1122 §3.2.2, RFC 4443 §2.4 (e)) and the
+  interface's shared rate limit (RFC 1812 §4.3.2.8, RFC 4443 §2.4 (f)), always
+  sources the error from one of our unicast addresses and, when the device
+  vouched for the checksums, completes the quoted UDP checksum. So nothing a peer
+  sends can make ``ingress`` or a timer raise.
+- User calls (``send_udp``, ``send_ping``) raise ``OSError`` as a kernel socket
+  would (ENETUNREACH, EMSGSIZE): the caller reports it to the application.
+
+Frames go to the interface's shared transmit queue, events to its shared queue.
+Never reads a clock and never does I/O.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable
+from errno import EHOSTUNREACH, EMSGSIZE, ENETUNREACH
+from ipaddress import IPv4Address, IPv6Address
+from typing import Protocol
+
+from .common import (
+    TRUSTED,
+    UDP_HEADER_LEN,
+    EchoReply,
+    Event,
+    InterfaceConfig,
+    UdpDatagram,
+    UdpError,
+    ethernet_frame,
+)
+from .fragment import Reassembler
+from .icmp import TokenBucket
+from .neighbor import NeighborCache, Solicitation
+from .route import RouteTable
+from .udp import UdpEndpoint, UdpTable
+from .wire.checksum import ChecksumCaps
+from .wire.errors import WireError
+from .wire.ethernet import EthernetAddress
+from .wire.ip import IpProtocol
+from .wire.udp import UdpPacket, UdpRepr
+
+__all__ = ["IpAddress", "IpHost", "QuotedTransport"]
+
+IpAddress = IPv4Address | IPv6Address
+
+# Why an answer could not be sent, by errno: the ``answer_dropped_*`` counters.
+_DROP_REASON = {ENETUNREACH: "answer_dropped_no_route",
+                EHOSTUNREACH: "answer_dropped_no_route",
+                EMSGSIZE: "answer_dropped_too_big"}
+
+
+class QuotedTransport(Protocol):
+    """The transport-layer fields an ICMP error's quote reveals (both families)."""
+
+    @property
+    def src_addr(self) -> IpAddress: ...
+    @property
+    def dst_addr(self) -> IpAddress: ...
+    @property
+    def src_port(self) -> int | None: ...
+    @property
+    def dst_port(self) -> int | None: ...
+
+
+class IpHost:
+    """See the module contract; ``family`` is 4 or 6."""
+
+    family: int
+    ethertype: int
+    resolution_failure: str  # why a queued packet failed, for the application
+    icmp_protocol: int
+    local: frozenset[IpAddress]
+
+    def __init__(self, config: InterfaceConfig, *, routes: RouteTable, udp: UdpTable,
+                 icmp_errors: TokenBucket, events: deque[Event], stats: Counter[str],
+                 tx: deque[bytes], reassembly_timeout: float) -> None:
+        self.config = config
+        self.mac = config.mac
+        self.routes = routes
+        self.udp = udp
+        self.icmp_errors = icmp_errors
+        self.events = events
+        self.stats = stats
+        self.neighbors: NeighborCache[bytes] = NeighborCache(config.neighbor)
+        self.reassembly = Reassembler(timeout=reassembly_timeout)
+        self._tx = tx
+
+    # --- what a family supplies -----------------------------------------------------
+
+    def source_for(self, bound: IpAddress | None, dst: IpAddress) -> IpAddress:
+        raise NotImplementedError
+
+    def _send(self, src: IpAddress, dst: IpAddress, protocol: int, payload: bytes,
+              now: float, *, dont_frag: bool = True, hop_limit: int | None = None) -> None:
+        """Build the IP packet(s) and route them out; raises OSError (no route...)."""
+        raise NotImplementedError
+
+    def _may_send_error(self, offending: bytes | memoryview, link_multicast: bool, error_type: int,
+                        error_code: int) -> bool:
+        """The family's RFC rule for an ICMP error about ``offending``."""
+        raise NotImplementedError
+
+    def _packet_addresses(self, packet: bytes | memoryview) -> tuple[IpAddress, IpAddress]:
+        """(source, destination) of an IP packet we hold (received or queued)."""
+        raise NotImplementedError
+
+    def _udp_offset(self, packet: bytes | memoryview) -> int | None:
+        """Where the UDP header of a whole (unfragmented) UDP packet starts, else None."""
+        raise NotImplementedError
+
+    def _solicit(self, solicitation: Solicitation) -> None:
+        raise NotImplementedError
+
+    def _link_destination(self, dst: IpAddress) -> EthernetAddress:
+        """The MAC of a packet sent to a broadcast or multicast ``dst``."""
+        raise NotImplementedError
+
+    def _queued_udp_ports(self, packet: bytes) -> tuple[int, int] | None:
+        """(src_port, dst_port) of a queued first-fragment or whole UDP packet of ours."""
+        raise NotImplementedError
+
+    # --- timers ---------------------------------------------------------------------
+
+    def poll_at(self) -> float | None:
+        a, b = self.neighbors.poll_at(), self.reassembly.poll_at()
+        if a is None:
+            return b
+        return a if b is None or a < b else b
+
+    def run_timers(self, now: float) -> None:
+        result = self.neighbors.poll(now)
+        for solicitation in result.solicitations:
+            self._solicit(solicitation)
+        for failure in result.failures:
+            for packet in failure.packets:
+                self._host_unreachable(packet)
+        for expired in self.reassembly.expire(now):
+            # RFC 792 / RFC 8200 §4.5: only when the offset-0 fragment arrived.
+            if expired.first_header is not None:
+                self._time_exceeded(expired.first_header, now)
+
+    def _time_exceeded(self, first_fragment: bytes, now: float) -> None:
+        raise NotImplementedError
+
+    # --- UDP ------------------------------------------------------------------------
+
+    def send_udp(self, endpoint: UdpEndpoint, payload: bytes, dst: IpAddress, port: int,
+                 now: float) -> None:
+        """Queue one datagram; fragmented when larger than the MTU (RFC 791 §2.3,
+        RFC 8200 §4.5)."""
+        bound = endpoint.local[0]
+        src = self.source_for(bound if bound.version == self.family else None, dst)
+        udp = UdpRepr(endpoint.local[1], port, len(payload))
+        segment = bytearray(udp.buffer_len)
+        udp.emit(memoryview(segment), src, dst, payload, self.config.checksum)
+        self._send(src, dst, IpProtocol.UDP, bytes(segment), now, dont_frag=False)
+
+    def _on_udp(self, src: IpAddress, dst: IpAddress, data: bytes | memoryview,
+                offending: bytes | memoryview | None, link_multicast: bool,
+                caps: ChecksumCaps, now: float) -> None:
+        """One UDP datagram for us. ``offending`` is the packet an ICMP error would
+        quote (the first fragment of a reassembled datagram, as Linux quotes), or
+        None when no error may be sent (its first fragment was a link-layer
+        broadcast)."""
+        udp = UdpRepr.parse(data, src, dst, caps)
+        endpoint = self.udp.lookup(self.family, dst, udp.dst_port, src, udp.src_port)
+        if endpoint is None:
+            self.stats["udp_no_port"] += 1
+            self._port_unreachable(offending, data, link_multicast, caps, now)
+            return
+        body = bytes(data[UDP_HEADER_LEN:UDP_HEADER_LEN + udp.payload_len])
+        self.events.append(UdpDatagram(endpoint, body, (str(src), udp.src_port)))
+        self.stats["udp_delivered"] += 1
+
+    def _port_unreachable(self, offending: bytes | memoryview | None,
+                          datagram: bytes | memoryview, link_multicast: bool,
+                          caps: ChecksumCaps, now: float) -> None:
+        raise NotImplementedError
+
+    def _deliver_error(self, protocol: int, quoted: QuotedTransport | None,
+                       error: OSError) -> None:
+        """An ICMP error about a datagram we sent, to the endpoint that sent it."""
+        if quoted is None or protocol != IpProtocol.UDP or quoted.src_port is None:
+            self.stats["icmp_error_unmatched"] += 1
+            return
+        endpoint = self.udp.lookup(self.family, quoted.src_addr, quoted.src_port,
+                                   quoted.dst_addr, quoted.dst_port or 0)
+        if endpoint is None:
+            self.stats["icmp_error_unmatched"] += 1
+            return
+        self.events.append(UdpError(endpoint, error))
+
+    def _echo_reply(self, src: IpAddress, ident: int, seq_no: int, data: bytes,
+                    now: float) -> None:
+        self.events.append(EchoReply(src, ident, seq_no, data, now))
+
+    # --- answers the stack generates ------------------------------------------------
+
+    def _answer(self, src: IpAddress, dst: IpAddress, protocol: int, payload: bytes,
+                now: float, *, dont_frag: bool = True, hop_limit: int | None = None) -> bool:
+        """Send an answer of our own; when it cannot be sent, drop and count it."""
+        try:
+            self._send(src, dst, protocol, payload, now, dont_frag=dont_frag,
+                       hop_limit=hop_limit)
+        except OSError as error:
+            self.stats[_DROP_REASON.get(error.errno or 0, "answer_dropped_unsendable")] += 1
+            return False
+        return True
+
+    def _send_icmp_error(self, offending: bytes | memoryview | None,
+                         build: Callable[[bytes, IpAddress, IpAddress], bytes], *,
+                         error_type: int, error_code: int, link_multicast: bool,
+                         caps: ChecksumCaps, now: float,
+                         udp_datagram: bytes | memoryview | None = None) -> bool:
+        """An ICMP error about ``offending`` (an IP packet, first fragment if any;
+        None: nothing may be quoted): the family's rules, then the shared rate
+        limit, then :meth:`_answer`. ``build(quote, src, dst)`` returns the ICMP
+        message's bytes; ``udp_datagram`` is the whole (reassembled) UDP datagram
+        when known, for the quoted checksum (:meth:`_with_udp_checksum`)."""
+        if offending is None or not self._may_send_error(offending, link_multicast,
+                                                          error_type, error_code):
+            self.stats["answer_dropped_rule"] += 1
+            return False
+        if not self.icmp_errors.allow(now):
+            self.stats["answer_dropped_rate_limited"] += 1
+            return False
+        quote = self._quote(self._with_udp_checksum(offending, udp_datagram)
+                            if caps is TRUSTED else offending)
+        to, received_at = self._packet_addresses(offending)
+        try:
+            # Never from a broadcast or multicast address (RFC 1122 §3.2.2, RFC 4443 §2.2).
+            src = received_at if received_at in self.local else self.source_for(None, to)
+        except OSError:
+            self.stats["answer_dropped_no_address"] += 1
+            return False
+        sent = self._answer(src, to, self.icmp_protocol, build(quote, src, to), now)
+        if sent:
+            self.stats["icmp_error_sent"] += 1
+        return sent
+
+    def _quote(self, packet: bytes | memoryview) -> bytes:
+        raise NotImplementedError
+
+    def _first_fragment(self, packet: bytes | memoryview, caps: ChecksumCaps) -> bytes:
+        """A first fragment kept for a later error about its datagram, as it will be
+        quoted: with its UDP checksum completed when the device vouched for it."""
+        return self._with_udp_checksum(packet) if caps is TRUSTED else bytes(packet)
+
+    def _with_udp_checksum(self, packet: bytes | memoryview,
+                           datagram: bytes | memoryview | None = None) -> bytes:
+        """``packet`` (an IP packet or a first fragment, as an error quotes it) with
+        its UDP checksum computed over ``datagram``, the whole UDP datagram (by
+        default the one in ``packet``, if its UDP length says it is all there).
+
+        A frame whose checksum the device vouched for may carry only the
+        pseudo-header sum (virtio-net NEEDS_CSUM: the kernel trusted its own
+        sender); quoting it as is would show the peer a datagram with a wrong
+        checksum. Anything that is not such a UDP packet is returned unchanged.
+        """
+        buf = bytearray(packet)
+        try:
+            offset = self._udp_offset(memoryview(buf))
+        except WireError:
+            offset = None
+        if offset is None or len(buf) < offset + UDP_HEADER_LEN:
+            return bytes(buf)
+        if datagram is None:
+            datagram = memoryview(buf)[offset:]
+            if UdpPacket(datagram).length != len(datagram):
+                return bytes(buf)
+        whole = bytearray(datagram)
+        src, dst = self._packet_addresses(memoryview(buf))
+        UdpPacket(whole).fill_checksum(int(src), int(dst))
+        buf[offset + 6:offset + 8] = whole[6:8]  # RFC 768: the checksum field
+        return bytes(buf)
+
+    # --- link-layer output ----------------------------------------------------------
+
+    def _route_out(self, packet: bytes, dst: IpAddress, next_hop: IpAddress | None,
+                   now: float) -> None:
+        """To ``next_hop``'s MAC (resolving it first), or, with no next hop, to the
+        broadcast/multicast MAC of ``dst``."""
+        if next_hop is None:
+            self._tx.append(ethernet_frame(self.mac, self._link_destination(dst),
+                                           self.ethertype, packet))
+            return
+        mac = self.neighbors.lookup(next_hop, now)
+        if mac is not None:
+            self._tx.append(ethernet_frame(self.mac, mac, self.ethertype, packet))
+        elif not self.neighbors.resolve(next_hop, packet, now):
+            self.stats["neighbor_queue_full"] += 1
+
+    def _flush(self, mac: EthernetAddress, ready: list[bytes]) -> None:
+        for packet in ready:
+            self._tx.append(ethernet_frame(self.mac, mac, self.ethertype, packet))
+
+    def _host_unreachable(self, packet: bytes) -> None:
+        """A queued packet whose next hop never answered (RFC 1122 §2.3.2.2,
+        RFC 4861 §7.3.3): EHOSTUNREACH to the UDP endpoint that sent it, like Linux."""
+        self.stats["neighbor_failed_packets"] += 1
+        ports = self._queued_udp_ports(packet)
+        if ports is None:
+            return
+        src, dst = self._packet_addresses(packet)
+        if src not in self.local:
+            return
+        endpoint = self.udp.lookup(self.family, src, ports[0], dst, ports[1])
+        if endpoint is not None:
+            self.events.append(UdpError(endpoint, OSError(
+                EHOSTUNREACH, f"{dst}: {self.resolution_failure}")))
