@@ -2,18 +2,38 @@
 
 Contract (``DatagramTransport``, matching ``asyncio.selector_events
 ._SelectorDatagramTransport``):
-- ``connection_made`` is called via ``call_soon`` after creation; datagrams are
-  delivered only after it.
+- Creation schedules, via ``call_soon`` and in this order, ``connection_made``,
+  the waking of ``create_datagram_endpoint`` (which awaits it, as CPython's does,
+  so ``connection_made`` has run when it returns) and the start of reading.
+  Nothing reaches the protocol before ``connection_made``: datagrams and ICMP
+  errors that arrive for the port earlier (a pump can run between the bind and
+  ``connection_made``) are held, in arrival order, like the datagrams a kernel
+  socket buffers before its reader is registered, and delivered one loop
+  iteration after reading starts, in order and before anything newer. At most
+  ``EARLY_LIMIT`` are held; more are dropped and counted in the stack's
+  ``stats["udp_drop_before_connection_made"]`` (the kernel's RcvbufErrors).
 - ``sendto(data, addr)``: ``data`` must be bytes-like (TypeError otherwise); on a
   connected transport ``addr`` must be None or the peer (ValueError otherwise);
-  empty datagrams are sent. Errors the stack reports immediately (no route,
-  message too long, broadcast without ``allow_broadcast``) go to
-  ``protocol.error_received`` like a kernel socket's; ICMP errors arrive there
-  later. After ``close()``/``abort()``, ``sendto`` is ignored with a warning after
-  a few attempts, as CPython does.
-- ``close()`` and ``abort()`` unbind the port and call ``connection_lost(None)``
-  via ``call_soon``. ``get_write_buffer_size()`` is 0: datagrams are handed to the
-  stack at once (those waiting for ARP are bounded by the neighbour cache).
+  empty datagrams are sent (as newer CPython does; 3.11/3.12 and uvloop drop
+  them). Errors the stack reports immediately (no route, message too long,
+  broadcast without ``allow_broadcast``) go to ``protocol.error_received``
+  synchronously, like a kernel socket's; ICMP errors arrive there later.
+- After ``close()``/``abort()``, ``sendto`` sends nothing: it is ignored, and from
+  the 5th such call on each logs ``socket.send() raised exception.`` as a warning
+  on the ``asyncio`` logger (CPython's ``LOG_THRESHOLD_FOR_CONNLOST_WRITES``).
+  CPython does this only for connected transports (an unconnected one still sends
+  until ``connection_lost`` runs, then raises); uvloop and we do it for both.
+- ``close()`` and ``abort()`` unbind the port at once (CPython frees it when
+  ``connection_lost`` runs), drop whatever is held or
+  still queued for the protocol (no ``datagram_received``/``error_received`` after
+  ``close()``, even from the pump that is running) and call
+  ``connection_lost(None)`` once, via ``call_soon``; calling them again is a no-op.
+  ``get_write_buffer_size()`` is 0: datagrams are handed to the stack at once
+  (those waiting for ARP are bounded by the neighbour cache).
+- An exception raised by ``datagram_received`` or ``error_received`` goes to the
+  loop's exception handler (as from a CPython ``Handle``); the transport stays
+  open and later datagrams are delivered (uvloop differs: it closes the
+  transport, or for ``error_received`` only prints the exception).
 - ``get_extra_info``: ``sockname``, ``peername`` (connected only), ``socket``
   (None: there is no kernel socket). Addresses are ``(host, port)`` for IPv4 and
   ``(host, port, flowinfo, scope_id)`` for IPv6, as CPython's; so are the ``addr``
@@ -24,7 +44,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
+from asyncio import constants
+from asyncio.log import logger as asyncio_logger
+from collections import deque
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +55,14 @@ from .stack.udp import UdpEndpoint
 if TYPE_CHECKING:
     from .loop import _EthoxLoopMixin
 
-log = logging.getLogger("ethox_asyncio")
-
-_WARN_AFTER_CLOSED_SENDS = 5  # asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+EARLY_LIMIT = 256  # datagrams/errors held before reading starts (about one pump's worth)
+_WARN_AFTER_CLOSED_SENDS = constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES  # 5
 
 
 class DatagramTransport(asyncio.DatagramTransport):
     def __init__(self, loop: _EthoxLoopMixin, protocol: asyncio.DatagramProtocol,
-                 endpoint: UdpEndpoint, *, allow_broadcast: bool) -> None:
+                 endpoint: UdpEndpoint, *, allow_broadcast: bool,
+                 waiter: asyncio.Future[None] | None = None) -> None:
         super().__init__()
         self._loop = loop
         self._protocol = protocol
@@ -48,8 +70,17 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._allow_broadcast = allow_broadcast
         self._closing = False
         self._sends_after_close = 0
+        # Until reading starts, what arrives is held here (the kernel socket's buffer).
+        self._reading = False
+        self._early: deque[tuple[bytes, tuple[Any, ...]] | OSError] = deque()
         endpoint.owner = self
         self._extra: dict[str, Any] = {"socket": None}
+        # connection_made first; held items reach the protocol only after the creating
+        # coroutine resumed, as CPython's first read follows its waiter in practice.
+        loop.call_soon(protocol.connection_made, self)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter)
+        loop.call_soon(self._start_reading)
 
     def __repr__(self) -> str:
         state = "closing" if self._closing else "open"
@@ -76,11 +107,15 @@ class DatagramTransport(asyncio.DatagramTransport):
         if self._closing:
             return
         self._closing = True
+        self._early.clear()  # a closed kernel socket discards its receive buffer too
         self._loop._udp_closed(self)
-        self._loop.call_soon(self._protocol.connection_lost, None)
+        self._loop.call_soon(self._call_connection_lost)
 
     def abort(self) -> None:
         self.close()
+
+    def _call_connection_lost(self) -> None:
+        self._protocol.connection_lost(None)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol  # type: ignore[assignment]
@@ -107,7 +142,7 @@ class DatagramTransport(asyncio.DatagramTransport):
         if self._closing:
             self._sends_after_close += 1
             if self._sends_after_close >= _WARN_AFTER_CLOSED_SENDS:
-                log.warning("socket.send() raised exception.")
+                asyncio_logger.warning("socket.send() raised exception.")
             return
         try:
             destination = ip_address(addr[0])
@@ -120,16 +155,48 @@ class DatagramTransport(asyncio.DatagramTransport):
         except OSError as exc:
             self._protocol.error_received(exc)
 
-    # --- called by the loop's pump -------------------------------------------------------
+    # --- reading (the pump calls _deliver and _report) --------------------------------------
+
+    def _start_reading(self) -> None:
+        """Scheduled after connection_made and the waiter; the held items follow one
+        iteration later, as a kernel socket's buffered datagrams follow its reader
+        (until they are delivered, newer arrivals queue behind them)."""
+        if self._early:
+            self._loop.call_soon(self._flush_early)
+        else:
+            self._reading = True
+
+    def _flush_early(self) -> None:
+        early = self._early  # close() empties it, also from inside a callback here
+        while early:
+            item = early.popleft()
+            if isinstance(item, OSError):
+                self._call_protocol(self._protocol.error_received, item)
+            else:
+                self._call_protocol(self._protocol.datagram_received, *item)
+        self._reading = True
+
+    def _hold(self, item: tuple[bytes, tuple[Any, ...]] | OSError) -> None:
+        if len(self._early) < EARLY_LIMIT:
+            self._early.append(item)
+        else:
+            self._loop._stack.stats["udp_drop_before_connection_made"] += 1
 
     def _deliver(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not self._closing:
-            self._call_protocol(self._protocol.datagram_received, data,
-                                self._address(*addr))
+        if self._closing:
+            return
+        if not self._reading:
+            self._hold((data, self._address(*addr)))
+            return
+        self._call_protocol(self._protocol.datagram_received, data, self._address(*addr))
 
     def _report(self, exc: OSError) -> None:
-        if not self._closing:
-            self._call_protocol(self._protocol.error_received, exc)
+        if self._closing:
+            return
+        if not self._reading:
+            self._hold(exc)
+            return
+        self._call_protocol(self._protocol.error_received, exc)
 
     def _call_protocol(self, callback: Any, *args: Any) -> None:
         """Run a protocol callback; an exception goes to the loop's exception handler,
@@ -147,3 +214,8 @@ class DatagramTransport(asyncio.DatagramTransport):
         """Report a fatal error (the device is gone) and close."""
         self._report(exc)
         self.close()
+
+
+def _set_result_unless_cancelled(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.set_result(None)

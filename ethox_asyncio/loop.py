@@ -249,10 +249,21 @@ class _EthoxLoopMixin(_LoopBase):
             raise OSError(errno.EAFNOSUPPORT, "ethox_asyncio: only IPv4 and IPv6 datagram "
                                               "endpoints go over the stack")
         endpoint = self._udp_bind(local_addr, remote_addr, bool(reuse_port), family)
-        protocol = protocol_factory()
+        try:
+            protocol = protocol_factory()
+        except BaseException:
+            self._stack.udp.unbind(endpoint)  # no transport owns the port yet
+            raise
+        # As CPython's: return once connection_made has run (the transport holds what
+        # arrives before it); cancelled meanwhile, the transport is closed.
+        waiter: asyncio.Future[None] = self.create_future()
         transport = DatagramTransport(self, protocol, endpoint,
-                                      allow_broadcast=bool(allow_broadcast))
-        self.call_soon(protocol.connection_made, transport)
+                                      allow_broadcast=bool(allow_broadcast), waiter=waiter)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
         return transport, protocol
 
     def _udp_bind(self, local_addr: Any, remote_addr: Any, reuse_port: bool,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from typing import Any
 
 import pytest
 
 import ethox_asyncio
+import ethox_asyncio._transports
 from ethox_asyncio.config import StackConfig
 from ethox_asyncio.demo import EchoPeer
 from ethox_asyncio.device.memory import MemoryLink
@@ -321,3 +323,158 @@ def test_policy_alone_configures_from_the_environment(monkeypatch: pytest.Monkey
         assert loop.run_until_complete(sockname()) == ("198.18.0.2", 4242)
     finally:
         loop.close()
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def quiet_loop_and_peer(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[asyncio.AbstractEventLoop, EchoPeer]]:
+    """Like ``loop_and_peer``, but the peer is pumped only when the test says so."""
+    link = MemoryLink(2)
+    config = StackConfig(addresses=(IPv4Interface(f"{OURS}/24"),),
+                         mac=EthernetAddress("02:00:00:00:00:02"))
+    loop = ethox_asyncio.new_event_loop(config, device=link.endpoints[0], base=request.param)
+    peer = EchoPeer(link.endpoints[1])
+    yield loop, peer
+    loop.close()
+    link.close()
+
+
+class _Events(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.events.append("made")
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.events.append(("data", data))
+
+    def error_received(self, exc: Exception) -> None:
+        self.events.append(("error", type(exc)))
+
+
+async def _pumping_peer(loop: asyncio.AbstractEventLoop, peer: EchoPeer,
+                        until: Callable[[], bool], timeout: float = 2.0) -> None:
+    deadline = loop.time() + timeout
+    while not until():
+        assert loop.time() < deadline, "condition not reached in time"
+        peer.pump(loop.time())
+        await asyncio.sleep(0.001)
+
+
+async def _early_arrivals(loop: asyncio.AbstractEventLoop, peer: EchoPeer, port: int,
+                          datagrams: list[bytes], *, icmp_error: bool) -> None:
+    """Put on the link, for OURS:port (not bound yet): an ICMP port unreachable about
+    a datagram from that port (when ``icmp_error``), then ``datagrams``; and leave a
+    pump queued (by a send elsewhere), so that it runs before anything created right
+    after this returns gets its connection_made. Nothing here yields once the first
+    frame is on its way to us."""
+    ping = asyncio.ensure_future(loop.ping(str(PEER), timeout=2))  # type: ignore[attr-defined]
+    await _pumping_peer(loop, peer, ping.done)  # ARP both ways
+    await ping
+    other, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                   local_addr=(OURS, 0))
+    if icmp_error:
+        probe, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=(OURS, port), remote_addr=(str(PEER), 9))
+        probe.sendto(b"probe")
+        probe.close()
+        for _ in range(1000):  # our pump puts the probe on the link
+            if peer.device.pending():
+                break
+            await asyncio.sleep(0.001)
+        peer.pump(loop.time())  # answers the probe: ICMP port unreachable
+    sender = peer.stack.udp.bind(PEER, 4000, family=4)
+    for data in datagrams:
+        peer.stack.send_udp(sender, data, IPv4Address(OURS), port, loop.time())
+    peer.pump(loop.time())
+    other.sendto(b"queues a pump", (str(PEER), 4000))
+
+
+def test_nothing_is_delivered_before_connection_made(
+        quiet_loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    """A pump that runs between the bind and connection_made does not deliver: what
+    it brings (an ICMP error, datagrams) is held and follows connection_made, in
+    order, as a kernel socket's buffer would."""
+    loop, peer = quiet_loop_and_peer
+
+    async def main() -> tuple[list[object], list[object]]:
+        await _early_arrivals(loop, peer, 5555, [b"early 1", b"early 2"], icmp_error=True)
+        transport, protocol = await loop.create_datagram_endpoint(
+            _Events, local_addr=(OURS, 5555))
+        at_return = list(protocol.events)
+        await _pumping_peer(loop, peer, lambda: len(protocol.events) >= 4)
+        transport.close()
+        return at_return, protocol.events
+
+    at_return, events = loop.run_until_complete(asyncio.wait_for(main(), 10))
+    assert events == ["made", ("error", ConnectionRefusedError), ("data", b"early 1"),
+                      ("data", b"early 2")]
+    assert at_return == ["made"]  # create_datagram_endpoint returns after connection_made
+
+
+def test_early_arrivals_are_bounded_and_counted(
+        quiet_loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    loop, peer = quiet_loop_and_peer
+    monkeypatch.setattr(ethox_asyncio._transports, "EARLY_LIMIT", 2)
+
+    async def main() -> list[object]:
+        await _early_arrivals(loop, peer, 5556, [b"early %d" % i for i in range(5)],
+                              icmp_error=False)
+        transport, protocol = await loop.create_datagram_endpoint(
+            _Events, local_addr=(OURS, 5556))
+        peer.stack.send_udp(peer.stack.udp.bind(PEER, 4001, family=4), b"late",
+                            IPv4Address(OURS), 5556, loop.time())
+        await _pumping_peer(loop, peer, lambda: ("data", b"late") in protocol.events)
+        transport.close()
+        return protocol.events
+
+    events = loop.run_until_complete(asyncio.wait_for(main(), 10))
+    assert events == ["made", ("data", b"early 0"), ("data", b"early 1"), ("data", b"late")]
+    assert loop._stack.stats["udp_drop_before_connection_made"] == 3  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("when", ["cancelled-create", "close-in-first-callback"])
+def test_held_arrivals_stop_at_close(
+        quiet_loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer], when: str) -> None:
+    """Held datagrams are dropped by close(): when create_datagram_endpoint is cancelled
+    (it closes the transport before reading starts), or when the protocol closes while
+    they are being delivered."""
+    loop, peer = quiet_loop_and_peer
+    creating: asyncio.Task[Any] | None = None
+
+    class Closes(_Events):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self.transport = transport
+            if when == "cancelled-create":
+                assert creating is not None
+                creating.cancel()
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            super().datagram_received(data, addr)
+            self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.events.append("lost")
+
+    async def main() -> list[object]:
+        nonlocal creating
+        creating = asyncio.current_task()
+        await _early_arrivals(loop, peer, 5557, [b"early %d" % i for i in range(3)],
+                              icmp_error=False)
+        protocol = Closes()
+        try:
+            await loop.create_datagram_endpoint(lambda: protocol, local_addr=(OURS, 5557))
+        except asyncio.CancelledError:
+            assert when == "cancelled-create"
+            creating.uncancel()
+        await _pumping_peer(loop, peer, lambda: "lost" in protocol.events)
+        await asyncio.sleep(0.02)
+        return protocol.events
+
+    events = loop.run_until_complete(asyncio.wait_for(main(), 10))
+    assert events == (["made", "lost"] if when == "cancelled-create"
+                      else ["made", ("data", b"early 0"), "lost"])
