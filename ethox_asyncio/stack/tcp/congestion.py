@@ -1,0 +1,283 @@
+"""Congestion-window arithmetic: the :class:`CongestionControl` interface and NewReno.
+
+Contract:
+- A congestion controller owns ``cwnd`` and ``ssthresh`` (bytes) for one
+  connection and changes them only when the connection tells it what happened:
+  new data acknowledged outside recovery (:meth:`on_ack`), fast retransmit
+  (:meth:`enter_recovery`), a duplicate ACK during recovery, a partial ACK, the
+  full ACK ending recovery, a retransmission timeout, an idle period, a new MSS.
+- The *decisions* are the connection's: counting duplicate ACKs, the RFC 6582
+  ``recover`` point, full vs partial ACK, what to retransmit, and whether the
+  flight was cwnd-limited (RFC 7661: call :meth:`on_ack` only when it was, or
+  the window grows without being tested). :class:`RecoveryState` holds the
+  per-connection variables for those decisions and documents the steps.
+- Values never go below one MSS (cwnd) or two MSS (ssthresh, RFC 5681 eq. 4).
+  ``ssthresh`` starts "arbitrarily high" (RFC 5681 §3.1) at
+  :data:`INFINITE_SSTHRESH` = 0x7FFFFFFF (Linux ``TCP_INFINITE_SSTHRESH``).
+- ``now`` is accepted for time-based controllers (CUBIC, RFC 9438); NewReno
+  ignores it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .seq import seq_ge
+
+__all__ = [
+    "INFINITE_SSTHRESH",
+    "CongestionControl",
+    "NewReno",
+    "RecoveryState",
+    "initial_window",
+]
+
+INFINITE_SSTHRESH = 0x7FFFFFFF
+
+
+def initial_window(mss: int, segments: int = 10) -> int:
+    """Initial window in bytes: RFC 6928 §2, min(10·MSS, max(2·MSS, 14600)).
+
+    Generalised to other segment counts as min(N·MSS, max(2·MSS, N·1460)), which
+    is RFC 6928's formula for N = 10 (14600 = 10·1460).
+    """
+    return min(segments * mss, max(2 * mss, segments * 1460))
+
+
+class CongestionControl(Protocol):
+    """What the connection calls; all sizes in bytes, times in seconds."""
+
+    cwnd: int
+    ssthresh: int
+    mss: int
+
+    def on_ack(self, acked: int, now: float) -> None:
+        """``acked`` bytes of new data were cumulatively acknowledged, not in recovery."""
+
+    def enter_recovery(self, flight_size: int) -> None:
+        """Fast retransmit on the third duplicate ACK (RFC 5681 §3.2 steps 2-3)."""
+
+    def on_dupack_in_recovery(self) -> None:
+        """One more duplicate ACK during fast recovery (RFC 5681 §3.2 step 4)."""
+
+    def on_partial_ack(self, acked: int) -> None:
+        """A partial ACK of ``acked`` new bytes during recovery (RFC 6582 §3.2 step 5)."""
+
+    def exit_recovery(self, flight_size: int) -> None:
+        """A full ACK ends fast recovery (RFC 6582 §3.2 step 6)."""
+
+    def on_rto(self, flight_size: int, repeated: bool = False) -> None:
+        """The retransmission timer expired (RFC 5681 §3.1 eq. 4, RFC 6298 §5)."""
+
+    def on_idle(self, idle: float, rto: float) -> None:
+        """About to send after ``idle`` seconds without sending (RFC 5681 §4.1)."""
+
+    def set_mss(self, mss: int) -> None:
+        """The sender's MSS changed (handshake, PMTU)."""
+
+
+class NewReno:
+    """RFC 5681 slow start / congestion avoidance with RFC 6582 NewReno recovery.
+
+    ``abc_limit`` is RFC 3465's L in segments: slow start grows by at most
+    L·MSS per ACK. RFC 5681 §3.1 eq. 2 has L = 1 (the default here); RFC 3465
+    §2.2 allows 2, which restores doubling per RTT against a delayed-ACK receiver.
+    """
+
+    __slots__ = ("_abc_bytes", "_abc_limit", "_acked", "_segments", "cwnd", "initial_window",
+                 "mss", "ssthresh")
+
+    def __init__(self, mss: int, *, initial_window_segments: int = 10, abc_limit: int = 1) -> None:
+        if mss <= 0:
+            raise ValueError(f"mss must be > 0, got {mss}")
+        if initial_window_segments < 1:
+            raise ValueError(f"initial_window_segments must be >= 1, got {initial_window_segments}")
+        if abc_limit < 1:
+            raise ValueError(f"abc_limit must be >= 1, got {abc_limit}")
+        self.mss = mss
+        self._segments = initial_window_segments
+        self._abc_limit = abc_limit
+        self._abc_bytes = abc_limit * mss
+        # RFC 6928 §2 / RFC 5681 §3.1: IW; ssthresh arbitrarily high.
+        self.initial_window = initial_window(mss, initial_window_segments)
+        self.cwnd = self.initial_window
+        self.ssthresh = INFINITE_SSTHRESH
+        # Bytes acknowledged in congestion avoidance since cwnd last grew.
+        self._acked = 0
+
+    def __repr__(self) -> str:
+        return f"<NewReno cwnd={self.cwnd} ssthresh={self.ssthresh} mss={self.mss}>"
+
+    @property
+    def in_slow_start(self) -> bool:
+        # RFC 5681 §3.1: slow start when cwnd < ssthresh (either when equal: we
+        # choose congestion avoidance, like Linux's tcp_in_slow_start).
+        return self.cwnd < self.ssthresh
+
+    def on_ack(self, acked: int, now: float) -> None:
+        if acked <= 0:
+            return
+        cwnd = self.cwnd
+        if cwnd < self.ssthresh:
+            # RFC 5681 §3.1 eq. 2: cwnd += min(N, SMSS) (RFC 3465 L·SMSS).
+            limit = self._abc_bytes
+            self.cwnd = cwnd + (acked if acked < limit else limit)
+            return
+        # RFC 5681 §3.1, congestion avoidance by byte counting: "When the number
+        # of bytes acknowledged reaches cwnd, then cwnd can be incremented by up
+        # to SMSS bytes" — the exact form of eq. 3's SMSS*SMSS/cwnd per ACK,
+        # without its integer truncation to 0 once cwnd > SMSS**2, and at most
+        # one SMSS per RTT whatever the ACK pattern.
+        counted = self._acked + acked
+        if counted >= cwnd:
+            counted -= cwnd
+            if counted > cwnd:  # a stretch ACK worth several windows: still one SMSS
+                counted = cwnd
+            self.cwnd = cwnd + self.mss
+        self._acked = counted
+
+    def _halve(self, flight_size: int) -> None:
+        # RFC 5681 eq. 4: ssthresh = max(FlightSize / 2, 2*SMSS) — FlightSize, not
+        # cwnd (the RFC's own implementation note).
+        half = flight_size >> 1
+        floor = 2 * self.mss
+        self.ssthresh = half if half > floor else floor
+        self._acked = 0
+
+    def enter_recovery(self, flight_size: int) -> None:
+        # RFC 5681 §3.2 step 2 (ssthresh) and step 3 / RFC 6582 §3.2 step 2:
+        # cwnd = ssthresh + 3*SMSS, inflated by the three segments that left.
+        self._halve(flight_size)
+        self.cwnd = self.ssthresh + 3 * self.mss
+
+    def on_dupack_in_recovery(self) -> None:
+        # RFC 5681 §3.2 step 4 / RFC 6582 §3.2 step 3: inflate by SMSS per dupack.
+        self.cwnd += self.mss
+
+    def on_partial_ack(self, acked: int) -> None:
+        # RFC 6582 §3.2 step 5: "deflate the congestion window by the amount of
+        # new data acknowledged by the Cumulative Acknowledgment field. If the
+        # partial ACK acknowledges at least one SMSS of new data, then add back
+        # SMSS bytes". Floor at one SMSS so a huge partial ACK cannot zero cwnd.
+        mss = self.mss
+        cwnd = self.cwnd - acked
+        if acked >= mss:
+            cwnd += mss
+        self.cwnd = cwnd if cwnd > mss else mss
+
+    def exit_recovery(self, flight_size: int) -> None:
+        # RFC 6582 §3.2 step 6, option (1): cwnd = min(ssthresh, max(FlightSize,
+        # SMSS) + SMSS), which avoids a burst when little is in flight.
+        mss = self.mss
+        window = (flight_size if flight_size > mss else mss) + mss
+        self.cwnd = window if window < self.ssthresh else self.ssthresh
+        self._acked = 0
+
+    def on_rto(self, flight_size: int, repeated: bool = False) -> None:
+        # RFC 5681 §3.1 eq. 4 and "cwnd MUST be set to no more than the loss
+        # window, LW, which equals 1 full-sized segment". When the segment timing
+        # out had already been retransmitted by the timer (``repeated``: the RTO
+        # was already backed off), "the value of ssthresh is held constant".
+        if not repeated:
+            self._halve(flight_size)
+        self.cwnd = self.mss
+        self._acked = 0
+
+    def on_idle(self, idle: float, rto: float) -> None:
+        # RFC 5681 §4.1: after no transmission for more than one RTO, cwnd = RW =
+        # min(IW, cwnd). (Linux, tcp_cwnd_restart, halves cwnd per idle RTO down
+        # to that restart window instead; net.ipv4.tcp_slow_start_after_idle=1.)
+        if idle > rto:
+            if self.cwnd > self.initial_window:
+                self.cwnd = self.initial_window
+            self._acked = 0
+
+    def set_mss(self, mss: int) -> None:
+        """New MSS: the negotiated one after the handshake, or a PMTU change.
+
+        While the window is still the untouched initial one it becomes the new
+        initial window; otherwise cwnd and a finite ssthresh keep their size in
+        *segments* (Linux counts cwnd in packets, so an MSS change rescales it).
+        """
+        if mss <= 0:
+            raise ValueError(f"mss must be > 0, got {mss}")
+        old = self.mss
+        if mss == old:
+            return
+        old_iw = self.initial_window
+        self.mss = mss
+        self._abc_bytes = self._abc_limit * mss
+        self.initial_window = initial_window(mss, self._segments)
+        if self.cwnd == old_iw and self.ssthresh == INFINITE_SSTHRESH:
+            self.cwnd = self.initial_window
+        else:
+            self.cwnd = max(mss, self.cwnd * mss // old)
+            if self.ssthresh != INFINITE_SSTHRESH:
+                self.ssthresh = max(2 * mss, self.ssthresh * mss // old)
+        self._acked = 0
+
+
+class RecoveryState:
+    """The connection's NewReno loss-recovery variables (RFC 5681 §3.2, RFC 6582 §3.2).
+
+    ``recover`` here is SND.NXT at the moment recovery began (or at the last
+    RTO) — one past the RFC's "highest sequence number transmitted", exactly
+    Linux's ``high_seq`` — so every test is a plain ``seq_ge``:
+
+    1. Duplicate ACK (RFC 5681 §2: no data, no SYN/FIN, ACK == SND.UNA, window
+       unchanged, data outstanding): ``dupacks += 1``. Any ACK that advances
+       SND.UNA sets ``dupacks = 0``.
+    2. ``dupacks == dupack_threshold`` and not ``in_recovery``: enter fast
+       retransmit only if :meth:`covers` (ACK) — the ACK covers the previous
+       ``recover`` (RFC 6582 §3.2 step 2; otherwise these are dupacks caused by
+       our own retransmissions). Then :meth:`enter` (SND.NXT), retransmit the
+       segment at SND.UNA and call ``cc.enter_recovery(flight_size)``.
+    3. In recovery, each further duplicate ACK: ``cc.on_dupack_in_recovery()``
+       and send new data if the window allows (RFC 6582 §3.2 step 3-4).
+    4. In recovery, an ACK that advances SND.UNA: if :meth:`covers` (ACK) it is
+       a *full* ACK: :meth:`exit` and ``cc.exit_recovery(flight_size)`` (step 6);
+       otherwise a *partial* ACK: retransmit the next unacknowledged segment,
+       ``cc.on_partial_ack(acked)``, and re-arm the retransmission timer only
+       for the first partial ACK (RFC 6582 §3.2 step 5; the "Impatient" variant
+       of RFC 6582 §4).
+    5. Retransmission timeout: :meth:`on_rto` (highest SND.NXT ever sent — pass
+       SND.MAX if SND.NXT is rewound for go-back-N) leaves recovery and moves
+       ``recover`` (RFC 6582 §3.2 "Retransmit timeouts": "record the highest
+       sequence number transmitted in the variable recover, and exit the fast
+       recovery procedure if applicable"); then ``cc.on_rto(...)``.
+
+    Initialise ``recover`` to the ISS (RFC 6582 §3.2 step 1) via ``__init__``.
+    """
+
+    __slots__ = ("dupacks", "in_recovery", "recover")
+
+    dupack_threshold = 3  # RFC 5681 §3.2 ("DupThresh"), Linux tcp_reordering
+
+    def __init__(self, recover: int = 0) -> None:
+        self.in_recovery = False
+        self.recover = recover
+        self.dupacks = 0
+
+    def __repr__(self) -> str:
+        return (f"<RecoveryState in_recovery={self.in_recovery} recover={self.recover} "
+                f"dupacks={self.dupacks}>")
+
+    def covers(self, ack: int) -> bool:
+        """The cumulative ACK acknowledges everything sent before ``recover``."""
+        return seq_ge(ack, self.recover)
+
+    def enter(self, snd_nxt: int) -> None:
+        """Start fast recovery, ``recover`` = SND.NXT now (``dupacks`` is kept)."""
+        self.in_recovery = True
+        self.recover = snd_nxt
+
+    def exit(self) -> None:
+        """Leave fast recovery (a full ACK); ``recover`` is kept for step 2."""
+        self.in_recovery = False
+        self.dupacks = 0
+
+    def on_rto(self, snd_nxt: int) -> None:
+        """A retransmission timeout: leave recovery, ``recover`` = SND.NXT now."""
+        self.in_recovery = False
+        self.recover = snd_nxt
+        self.dupacks = 0

@@ -1,0 +1,710 @@
+"""One TCP connection: the RFC 9293 state machine over the TCB, sans-IO.
+
+Contract:
+- Construct a :class:`TcpConnection` per four-tuple, then :meth:`~TcpConnection.open`
+  (active, SYN-SENT) or :meth:`~TcpConnection.accept` (passive, from a listener,
+  SYN-RECEIVED). Feed it every segment of its four-tuple with :meth:`on_segment`
+  (checksum verified, options parsed: :class:`~.segment.Segment`), its deadline
+  with :meth:`on_timer` when ``now >= poll_at()``, and the user calls (:meth:`send`,
+  :meth:`shutdown`, :meth:`close`, :meth:`abort`, :meth:`consumed`,
+  :meth:`set_reading`). After any of these, call :meth:`output` and send what it
+  returns; :meth:`poll_at` is then the next deadline.
+- Inbound segments go to one method per state (``_on_segment_<state>``); the
+  shared checks are named after RFC 9293 §3.10.7.4's steps: PAWS (RFC 7323 §5.3),
+  RST (second, with RFC 5961 §3), SYN (fourth, RFC 5961 §4 challenge ACK),
+  sequence acceptability (first), ACK (fifth, RFC 5961 §5), text (seventh), FIN
+  (eighth). Remote input never raises.
+- Events ``(kind, connection, arg)`` are appended to ``events``: ``EV_ESTABLISHED``
+  (active opens only; a passive connection is announced by its listener's
+  ``EV_ACCEPT``), ``EV_DATA`` (bytes or a memoryview into the received frame —
+  deliver it before the frame buffer is reused; it counts against the window
+  until :meth:`consumed`), ``EV_EOF``, ``EV_SENT`` (int: bytes newly
+  acknowledged), ``EV_CLOSED`` (None for an orderly close — entering TIME-WAIT,
+  or CLOSED from LAST-ACK, FIN-WAIT-2 timeout or :meth:`abort` — else the
+  exception: ``ConnectionRefusedError`` for a RST in SYN-SENT, a hard ICMP error
+  in SYN-SENT as given, ``ConnectionResetError`` for a RST, ``BrokenPipeError``
+  for a RST in CLOSE-WAIT (Linux ``tcp_reset``: EPIPE), ``TimeoutError`` when
+  retries run out — or, as Linux reports it, the last soft ICMP error with the
+  ``TimeoutError`` as its ``__cause__``). ``EV_CLOSED`` comes exactly once for
+  every connection the application knows of: every active open, and a passive
+  one after its ``EV_ACCEPT``; a passive connection that dies in SYN-RECEIVED
+  is dropped silently (Linux drops the request socket).
+- :attr:`finished` is true once the connection is CLOSED and has nothing left to
+  send: the glue then removes it from its table. A connection in TIME-WAIT is
+  not finished; when a SYN arrives for its four-tuple the glue asks
+  :meth:`tw_accepts_syn` (RFC 6191) and, if true, drops it and hands the SYN to
+  the listener.
+- Timers (RFC 6298 RTO, delayed ACK, persist, keep-alive, TIME-WAIT 2·MSL,
+  FIN-WAIT-2 for orphans) are the ``*_at`` attributes; :meth:`poll_at` is their
+  minimum.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
+
+from .config import TcpConfig
+from .segment import ACK, FIN, RST, SYN, Segment
+from .sender import Sender
+from .state import SYNCHRONIZED, TcpState, TcpStateError, UserCall, check_call
+from .tcb import (
+    DEFAULT_MSS,
+    EV_ACCEPT,
+    EV_CLOSED,
+    EV_DATA,
+    EV_EOF,
+    EV_ESTABLISHED,
+    EV_SENT,
+    HALF32,
+    MASK32,
+    MIN_SND_MSS,
+    TS_OPTION_LEN,
+)
+
+__all__ = [
+    "EV_ACCEPT",
+    "EV_CLOSED",
+    "EV_DATA",
+    "EV_EOF",
+    "EV_ESTABLISHED",
+    "EV_SENT",
+    "TcpConnection",
+]
+
+_S = TcpState
+_NEED_RESET = frozenset({_S.SYN_RECEIVED, _S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2,
+                         _S.CLOSE_WAIT})  # Linux tcp_need_reset; RFC 9293 §3.10.5 ABORT
+_RST_MINUS_ONE = frozenset({_S.CLOSE_WAIT, _S.LAST_ACK, _S.CLOSING})  # Linux tcp_reset_check
+_KEEPALIVE_STATES = frozenset({_S.ESTABLISHED, _S.CLOSE_WAIT, _S.FIN_WAIT_2})
+
+
+class TcpConnection(Sender):
+    """A TCP connection (see the module contract)."""
+
+    __slots__ = ()
+
+    def __init__(self, config: TcpConfig, *, local_port: int, remote_port: int, iss: int,
+                 mss_limit: int, now: float, events: deque[tuple[str, Any, Any]],
+                 ts_offset: int = 0, owner: object = None,
+                 stats: Counter[str] | None = None) -> None:
+        super().__init__(config, local_port=local_port, remote_port=remote_port, iss=iss,
+                         mss_limit=mss_limit, now=now, events=events, ts_offset=ts_offset,
+                         owner=owner, stats=stats)
+
+    def __repr__(self) -> str:
+        return (f"<TcpConnection {self.local_port}>{self.remote_port} {self._state.name} "
+                f"una={self.snd_una} nxt={self.snd_nxt} max={self.snd_max} "
+                f"rcv_nxt={self.rcv_nxt}>")
+
+    # -- properties ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> TcpState:
+        return self._state
+
+    @property
+    def send_buffered(self) -> int:
+        """Bytes written and not yet acknowledged (unsent + in flight)."""
+        return len(self._sndbuf)
+
+    @property
+    def receive_held(self) -> int:
+        """In-order bytes held while not reading (the window shrinks by as much)."""
+        return self._held_len
+
+    @property
+    def finished(self) -> bool:
+        """CLOSED with nothing more to send: remove the connection from the table."""
+        return self._state is _S.CLOSED and not self._rst_pending and not self._ctl_out
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def open(self, now: float) -> None:
+        """Active open (RFC 9293 §3.10.1): queue the SYN, enter SYN-SENT."""
+        if self.snd_max != self.iss or self._passive:
+            raise TcpStateError(errno.EISCONN, UserCall.OPEN, self._state)
+        check_call(UserCall.OPEN, self._state)
+        self._state = _S.SYN_SENT
+        self.snd_nxt = self.iss
+        self._last_recv_at = now
+
+    def accept(self, syn: Segment, now: float) -> None:
+        """Passive open from a listener's SYN (RFC 9293 §3.10.7.2): SYN-RECEIVED, SYN-ACK due.
+
+        Text on the SYN is not accepted (no TCP Fast Open): the peer resends it.
+        """
+        if self.snd_max != self.iss or self._passive:
+            raise TcpStateError(errno.EISCONN, UserCall.OPEN, self._state)
+        check_call(UserCall.OPEN, self._state)
+        self._passive = True
+        self.irs = syn.seq
+        self.rcv_nxt = (syn.seq + 1) & MASK32
+        self._negotiate(syn, now)
+        self.snd_wnd = syn.window  # RFC 7323 §2.2: never scaled on a SYN
+        self.max_snd_wnd = syn.window
+        self.snd_wl1 = syn.seq
+        self.snd_wl2 = self.iss
+        self._state = _S.SYN_RECEIVED
+        self.snd_nxt = self.iss
+        self._last_recv_at = now
+
+    def _negotiate(self, syn: Segment, now: float) -> None:
+        """Options of the peer's SYN or SYN-ACK (RFC 9293 §3.7.1, RFC 7323 §2-3, RFC 2018)."""
+        config = self.config
+        mss = syn.mss if syn.mss is not None else DEFAULT_MSS
+        self.peer_mss = mss if mss > MIN_SND_MSS else MIN_SND_MSS
+        wscale = syn.wscale
+        self.ws_ok = config.window_scaling and wscale is not None
+        if self.ws_ok and wscale is not None:
+            self.snd_wscale = wscale if wscale < 14 else 14  # RFC 7323 §2.3
+            self.rcv_wscale = config.window_shift()
+        else:
+            self.snd_wscale = self.rcv_wscale = 0
+        self.sack_ok = config.sack and syn.sack_permitted
+        self.ts_ok = config.timestamps and syn.ts_val is not None
+        if self.ts_ok and syn.ts_val is not None:
+            self.ts_recent = syn.ts_val
+            self.ts_recent_at = now
+        smss = min(self.peer_mss, self.mss_limit) - (TS_OPTION_LEN if self.ts_ok else 0)
+        self.smss = smss if smss > 1 else 1
+        self.cc.set_mss(self.smss)
+        window = self._recv_buffer if self._recv_buffer < 0xFFFF else 0xFFFF
+        self.rcv_adv = (self.rcv_nxt + window) & MASK32
+
+    # -- user calls --------------------------------------------------------------------
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue ``data`` (kept by reference when immutable) for transmission."""
+        if self._fin_queued:
+            raise TcpStateError(errno.EPIPE, UserCall.SEND, self._state)
+        check_call(UserCall.SEND, self._state)
+        self._sndbuf.append(data)
+
+    def shutdown(self, now: float) -> None:
+        """No more sending: FIN after the buffer drains (write_eof; RFC 9293 §3.10.4)."""
+        check_call(UserCall.SHUTDOWN, self._state)
+        if self._fin_queued:
+            return  # already closing (Linux returns 0 for a repeated shutdown)
+        state = self._state
+        if state is _S.SYN_SENT:
+            # RFC 9293 §3.10.4 CLOSE in SYN-SENT: delete the TCB.
+            self._set_state(_S.CLOSED, now)
+            self._report(None)
+            return
+        self._fin_queued = True
+        self._fin_seq = (self.buf_seq + len(self._sndbuf)) & MASK32
+        if state is _S.ESTABLISHED:
+            self._set_state(_S.FIN_WAIT_1, now)
+        elif state is _S.CLOSE_WAIT:
+            self._set_state(_S.LAST_ACK, now)
+        # SYN-RECEIVED: FIN-WAIT-1 once established (RFC 9293 §3.10.4).
+
+    def close(self, now: float) -> None:
+        """The application is done with the connection (orphan): shutdown, and no more
+        delivery. With unread (held) data it aborts with a RST instead (RFC 2525 §2.17,
+        Linux ``tcp_close``). A no-op once CLOSED."""
+        state = self._state
+        if state is _S.CLOSED:
+            return
+        self._orphan = True
+        if self._held_len and state in SYNCHRONIZED and state is not _S.TIME_WAIT:
+            self.stats["tcp_close_unread_reset"] += 1
+            self.abort(now)
+            return
+        self.shutdown(now)
+        if self._state is _S.FIN_WAIT_2 and self.fin_wait2_at is None:
+            self.fin_wait2_at = now + self.config.fin_timeout
+
+    def abort(self, now: float) -> None:
+        """RST if synchronized (RFC 9293 §3.10.5), then CLOSED; EV_CLOSED(None)."""
+        state = self._state
+        if state is _S.CLOSED:
+            return
+        if state in _NEED_RESET or (
+                state in _RST_MINUS_ONE and self._fin_queued
+                and self.snd_max != ((self._fin_seq + 1) & MASK32)):
+            # Linux tcp_disconnect: also in CLOSING/LAST-ACK while data or the FIN
+            # is still unsent (the peer would wait for it forever).
+            self._rst_pending = True
+        self._ctl_out.clear()
+        self._set_state(_S.CLOSED, now)
+        self._report(None)
+
+    # -- errors ------------------------------------------------------------------------
+
+    def on_icmp_error(self, error: OSError, seq: int, hard: bool, now: float) -> None:
+        """An ICMP error quoting our segment with sequence number ``seq``.
+
+        RFC 5927 §4.1: ignored unless SND.UNA =< seq < SND.MAX. A hard error
+        (port/protocol unreachable, RFC 1122 §4.2.3.9) in SYN-SENT fails the
+        connection with ``error``; a passive connection in SYN-RECEIVED is dropped
+        (Linux ``tcp_req_err``). Anything else is soft (RFC 5927 §4.1, RFC 1122):
+        remembered and reported if the connection then times out.
+        """
+        state = self._state
+        if state is _S.CLOSED or state is _S.TIME_WAIT or state is _S.LISTEN:
+            return
+        d = (seq - self.snd_una) & MASK32
+        if d and d >= ((self.snd_max - self.snd_una) & MASK32):
+            self.stats["tcp_icmp_out_of_window"] += 1
+            return
+        self.stats["tcp_icmp_errors"] += 1
+        if (hard and state is _S.SYN_SENT) or (hard and state is _S.SYN_RECEIVED and self._passive):
+            self._fail(error, now)
+        else:
+            self._soft_error = error
+
+    def _report(self, error: BaseException | None) -> None:
+        """EV_CLOSED, once, for connections the application knows (module contract)."""
+        if error is not None and self.error is None:
+            self.error = error
+        if self._reported or (self._passive and not self._ever_established):
+            return
+        self._reported = True
+        self.events.append((EV_CLOSED, self, error))
+
+    def _fail(self, error: BaseException | None, now: float, *, send_rst: bool = False) -> None:
+        if self._state is _S.CLOSED:
+            return
+        if send_rst:
+            self._rst_pending = True
+        self._set_state(_S.CLOSED, now)
+        self._report(error)
+
+    def _handshake_timeout(self, now: float) -> None:
+        self.stats["tcp_handshake_timeouts"] += 1
+        self._fail(self._timeout_error(), now)
+
+    def _set_state(self, state: TcpState, now: float) -> None:
+        """The one place states change; timers and buffers follow the state."""
+        old = self._state
+        self._state = state
+        if state is _S.ESTABLISHED:
+            if self.config.keepalive:
+                self.keepalive_at = now + self.config.keepalive_idle
+        elif state is _S.TIME_WAIT:
+            self._release(keep_time_wait=True)
+            self.time_wait_at = now + self.config.time_wait  # 2·MSL (RFC 9293 §3.6.1)
+            self._report(None)
+        elif state is _S.FIN_WAIT_2:
+            if self._orphan:
+                self.fin_wait2_at = now + self.config.fin_timeout  # Linux tcp_fin_timeout
+        elif state is _S.CLOSED:
+            self._release(keep_time_wait=False)
+            listener = self._listener
+            if listener is not None and old is not _S.CLOSED:
+                self._listener = None
+                listener._child_closed(self)
+
+    def _release(self, *, keep_time_wait: bool) -> None:
+        self.rto_at = self.ack_at = self.persist_at = None
+        self.keepalive_at = self.fin_wait2_at = None
+        if not keep_time_wait:
+            self.time_wait_at = None
+            self._ack_now = False  # (TIME-WAIT still owes the ACK of the FIN)
+        self._fast_rtx = self._probe_due = self._ka_due = self._synack_due = False
+        self._sndbuf.clear()
+        self._ooo.clear()
+
+    def _establish(self, seg: Segment, now: float) -> None:
+        """SND.UNA moved past our SYN: ESTABLISHED (RFC 9293 §3.10.7.3 / .4 SYN-RECEIVED)."""
+        ack = seg.ack
+        self.snd_una = ack
+        if ((ack - self.snd_nxt - 1) & MASK32) < HALF32 - 1:
+            self.snd_nxt = ack
+        # RTT of the handshake: timestamps, else Karn (the SYN was sent once).
+        if self.ts_ok and seg.ts_ecr:
+            delta = (self._ts_now(now) - seg.ts_ecr) & MASK32
+            if delta < HALF32:
+                self.rtt.sample(delta / 1000.0)
+        elif self._rtt_seq is not None and self._retries == 0:
+            self.rtt.sample(now - self._rtt_at)
+        self._rtt_seq = None
+        if self._retries:
+            self.rtt.fallback()  # RFC 6298 §5.7 (only without an RTT sample)
+        self._retries = 0
+        self.rto_at = None
+        self._ever_established = True
+        self._set_state(_S.ESTABLISHED, now)
+        if self._fin_queued:
+            self._set_state(_S.FIN_WAIT_1, now)
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def on_segment(self, seg: Segment, now: float) -> None:
+        """Process one segment of this connection's four-tuple (never raises)."""
+        if self._state is _S.ESTABLISHED:
+            self._on_segment_established(seg, now)
+        else:
+            _HANDLERS[self._state](self, seg, now)
+
+    def _on_segment_closed(self, seg: Segment, now: float) -> None:
+        # RFC 9293 §3.10.7.1: the glue answers with reset_for(); nothing is left here.
+        self.stats["tcp_closed_drop"] += 1
+
+    def _on_segment_listen(self, seg: Segment, now: float) -> None:
+        self.stats["tcp_closed_drop"] += 1  # connections are never in LISTEN
+
+    def _on_segment_syn_sent(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.3."""
+        flags = seg.flags
+        ack = seg.ack
+        # First: SEG.ACK =< ISS or SEG.ACK > SND.NXT: <SEQ=SEG.ACK><CTL=RST>.
+        if flags & ACK and (((ack - self.iss - 1) & MASK32) >= HALF32 - 1
+                            or ((ack - self.snd_max - 1) & MASK32) < HALF32 - 1):
+            self.stats["tcp_syn_sent_bad_ack"] += 1
+            if not flags & RST:
+                self._ctl_out.append(Segment(self.local_port, self.remote_port, ack, 0, RST, 0))
+            return
+        if flags & RST:
+            # Second: a RST is acceptable only if it acknowledges our SYN (RFC 5961 §3).
+            if flags & ACK:
+                self._fail(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+                           now)
+            return
+        if not flags & SYN:
+            return  # fifth: neither SYN nor RST
+        # Fourth: the peer's SYN.
+        self.irs = seg.seq
+        self.rcv_nxt = (seg.seq + 1) & MASK32
+        self._negotiate(seg, now)
+        self.snd_wnd = seg.window  # RFC 7323 §2.2: not scaled on a SYN
+        self.max_snd_wnd = seg.window
+        self.snd_wl1 = seg.seq
+        self._last_recv_at = now
+        if flags & ACK:
+            self.snd_wl2 = ack
+            self._establish(seg, now)
+            self._event(EV_ESTABLISHED)
+            self._ack_now = True  # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+            if self._receive_text(seg, now):
+                self._on_fin(now)
+        else:
+            # Simultaneous open (RFC 9293 Figure 8): SYN-RECEIVED, resend as SYN-ACK.
+            self.snd_wl2 = self.iss
+            self._set_state(_S.SYN_RECEIVED, now)
+            self.snd_nxt = self.iss
+
+    def _on_segment_syn_received(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.4 in SYN-RECEIVED."""
+        flags = seg.flags
+        if flags & RST:
+            seq = seg.seq
+            if seq == self.rcv_nxt:
+                if self._passive:
+                    # "return this connection to the LISTEN state": the listener forgets it.
+                    self.stats["tcp_embryonic_rsts"] += 1
+                    self._fail(ConnectionResetError(errno.ECONNRESET, "Connection reset"), now)
+                else:
+                    self._fail(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+                               now)
+            elif self._acceptable(seq, 1):
+                self._challenge_ack(now)  # RFC 5961 §3.2
+            return
+        if flags & SYN:
+            if self._passive:
+                if seg.seq == self.irs and not flags & ACK:
+                    # The peer resent its SYN: resend the SYN-ACK (Linux tcp_check_req).
+                    if now - self._oow_at >= 0.5:
+                        self._oow_at = now
+                        self._synack_due = True
+                    return
+                # A different SYN: "return this connection to the LISTEN state".
+                self.stats["tcp_embryonic_syn"] += 1
+                self._fail(None, now)
+                return
+            if flags & ACK and seg.seq == self.irs and self._ack_acceptable(seg.ack):
+                # Simultaneous open: the peer's SYN-ACK acknowledges our SYN.
+                self._update_ts_recent(seg, now)
+                self._establish(seg, now)
+                self._event(EV_ESTABLISHED)
+                return
+            self._challenge_ack(now)  # RFC 5961 §4
+            return
+        if self.ts_ok and seg.ts_val is not None and self._paws_reject(seg.ts_val, now):
+            self.stats["tcp_paws_rejected"] += 1
+            self._ack_unacceptable(seg, now)
+            return
+        if not self._acceptable(seg.seq, len(seg.payload) + (flags & FIN)):
+            self._ack_unacceptable(seg, now)
+            return
+        if not flags & ACK:
+            return
+        ack = seg.ack
+        if not self._ack_acceptable(ack):
+            # RFC 9293: <SEQ=SEG.ACK><CTL=RST>.
+            self.stats["tcp_syn_received_bad_ack"] += 1
+            self._ctl_out.append(Segment(self.local_port, self.remote_port, ack, 0, RST, 0))
+            return
+        listener = self._listener
+        if self._passive and listener is not None and not listener._child_established(self,
+                                                                                        now):
+            # Accept queue full: drop the ACK, keep SYN-RECEIVED (Linux with
+            # tcp_abort_on_overflow = 0); the SYN-ACK timer keeps running.
+            return
+        self._update_ts_recent(seg, now)
+        self._last_recv_at = now
+        self._establish(seg, now)
+        if not self._passive:
+            self._event(EV_ESTABLISHED)
+        self.snd_wnd = seg.window << self.snd_wscale
+        self.snd_wl1 = seg.seq
+        self.snd_wl2 = ack
+        if self.snd_wnd > self.max_snd_wnd:
+            self.max_snd_wnd = self.snd_wnd
+        # Continue with the text and FIN in the new state.
+        if self._state in (_S.ESTABLISHED, _S.FIN_WAIT_1) and self._receive_text(seg, now):
+            self._on_fin(now)
+
+    def _ack_acceptable(self, ack: int) -> bool:
+        """SND.UNA < SEG.ACK =< SND.NXT (RFC 9293 §3.10.7.3)."""
+        return ((ack - self.snd_una - 1) & MASK32) < HALF32 - 1 and \
+            ((self.snd_max - ack) & MASK32) < HALF32
+
+    def _check_incoming(self, seg: Segment, now: float) -> bool:
+        """RFC 9293 §3.10.7.4 steps 1-5 preamble for synchronized states; False: dropped."""
+        flags = seg.flags
+        if flags & RST:
+            self._check_rst(seg, now)
+            return False
+        ts_val = seg.ts_val
+        if ts_val is not None and self.ts_ok and self._paws_reject(ts_val, now):
+            self.stats["tcp_paws_rejected"] += 1  # RFC 7323 §5.3 R1
+            self._ack_unacceptable(seg, now)
+            return False
+        if flags & SYN:
+            self.stats["tcp_syn_in_window"] += 1
+            self._challenge_ack(now)  # RFC 5961 §4.2: whatever the sequence number
+            return False
+        if not self._acceptable(seg.seq, len(seg.payload) + (flags & FIN)):
+            self._ack_unacceptable(seg, now)
+            return False
+        if not flags & ACK:
+            self.stats["tcp_no_ack_drop"] += 1
+            return False
+        if ts_val is not None:
+            self._update_ts_recent(seg, now)
+        self._last_recv_at = now
+        return True
+
+    def _check_rst(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.4 second step with RFC 5961 §3.2."""
+        seq = seg.seq
+        state = self._state
+        if seq == self.rcv_nxt or (
+                state in _RST_MINUS_ONE and seq == ((self.rcv_nxt - 1) & MASK32)):
+            self.stats["tcp_resets_received"] += 1
+            error: OSError
+            if state is _S.CLOSE_WAIT:
+                error = BrokenPipeError(errno.EPIPE, "Broken pipe")
+            else:
+                error = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+            self._fail(error, now)
+            return
+        window = self._recv_window()
+        if ((seq - self.rcv_nxt) & MASK32) < (window if window else 1):
+            self._challenge_ack(now)  # in the window but not exactly RCV.NXT
+        else:
+            self.stats["tcp_rst_out_of_window"] += 1
+
+    def _on_fin(self, now: float) -> None:
+        """RFC 9293 §3.10.7.4 eighth step: the FIN is in order."""
+        self._fin_received = True
+        self.rcv_nxt = (self.rcv_nxt + 1) & MASK32
+        self._ack_now = True
+        self._deliver_eof()
+        state = self._state
+        if state is _S.ESTABLISHED:
+            self._set_state(_S.CLOSE_WAIT, now)
+        elif state is _S.FIN_WAIT_1:
+            if self._fin_acked():
+                self._set_state(_S.TIME_WAIT, now)
+            else:
+                self._set_state(_S.CLOSING, now)
+        elif state is _S.FIN_WAIT_2:
+            self._set_state(_S.TIME_WAIT, now)
+
+    def _fin_acked(self) -> bool:
+        return self._fin_queued and self.snd_una == ((self._fin_seq + 1) & MASK32)
+
+    def _orphan_data(self, seg: Segment, now: float) -> bool:
+        """New text for an orphaned connection: RST (Linux tcp_rcv_state_process)."""
+        n = len(seg.payload)
+        if not self._orphan or not n:
+            return False
+        end = (seg.seq + n - self.rcv_nxt) & MASK32
+        if end == 0 or end >= HALF32:
+            return False
+        self.stats["tcp_orphan_data_reset"] += 1
+        self._fail(ConnectionResetError(errno.ECONNRESET, "Connection reset"), now,
+                   send_rst=True)
+        return True
+
+    def _on_segment_established(self, seg: Segment, now: float) -> None:
+        if not self._check_incoming(seg, now) or not self._process_ack(seg, now):
+            return
+        if self._receive_text(seg, now):
+            self._on_fin(now)
+
+    def _on_segment_fin_wait_1(self, seg: Segment, now: float) -> None:
+        if not self._check_incoming(seg, now) or not self._process_ack(seg, now):
+            return
+        if self._fin_acked():
+            self._set_state(_S.FIN_WAIT_2, now)
+        if self._orphan_data(seg, now):
+            return
+        if self._receive_text(seg, now):
+            self._on_fin(now)
+
+    def _on_segment_fin_wait_2(self, seg: Segment, now: float) -> None:
+        if not self._check_incoming(seg, now) or not self._process_ack(seg, now):
+            return
+        if self._orphan_data(seg, now):
+            return
+        if self._receive_text(seg, now):
+            self._on_fin(now)
+
+    def _on_segment_close_wait(self, seg: Segment, now: float) -> None:
+        # Text after the peer's FIN is ignored (RFC 9293 seventh step).
+        if self._check_incoming(seg, now):
+            self._process_ack(seg, now)
+
+    def _on_segment_closing(self, seg: Segment, now: float) -> None:
+        if self._check_incoming(seg, now) and self._process_ack(seg, now) \
+                and self._fin_acked():
+            self._set_state(_S.TIME_WAIT, now)
+
+    def _on_segment_last_ack(self, seg: Segment, now: float) -> None:
+        if self._check_incoming(seg, now) and self._process_ack(seg, now) \
+                and self._fin_acked():
+            self._set_state(_S.CLOSED, now)
+            self._report(None)
+
+    def _on_segment_time_wait(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.4 in TIME-WAIT, RFC 1337 (a RST does not end it)."""
+        flags = seg.flags
+        if flags & RST:
+            self.stats["tcp_time_wait_rst_ignored"] += 1  # RFC 1337 TIME-WAIT assassination
+            return
+        if flags & SYN:
+            # A SYN the glue did not accept by tw_accepts_syn(): ACK it (RFC 5961 §4).
+            self._ack_unacceptable(seg, now)
+            return
+        ts_val = seg.ts_val
+        if ts_val is not None and self.ts_ok and self._paws_reject(ts_val, now):
+            self.stats["tcp_paws_rejected"] += 1
+            self._ack_unacceptable(seg, now)
+            return
+        if seg.seg_len:
+            # The peer resent its FIN (our ACK was lost): ACK it and restart 2·MSL.
+            self._ack_unacceptable(seg, now)
+            self.time_wait_at = now + self.config.time_wait
+        elif not self._acceptable(seg.seq, 0):
+            self._ack_unacceptable(seg, now)
+
+    def tw_accepts_syn(self, seg: Segment) -> bool:
+        """RFC 6191: may a new SYN reopen this four-tuple now in TIME-WAIT?
+
+        With timestamps on the old incarnation and the new SYN: its TSval must be
+        larger than TS.Recent (or equal, with a larger SEQ); without timestamps
+        on either: its SEQ must be beyond RCV.NXT.
+        """
+        if self._state is not _S.TIME_WAIT:
+            return False
+        flags = seg.flags
+        if not flags & SYN or flags & (ACK | RST | FIN):
+            return False
+        seq_after = ((seg.seq - self.rcv_nxt - 1) & MASK32) < HALF32 - 1
+        if self.ts_ok and self.config.timestamps and seg.ts_val is not None:
+            d = (seg.ts_val - self.ts_recent) & MASK32
+            if d == 0:
+                return seq_after
+            return d < HALF32
+        return seq_after
+
+    # -- timers ------------------------------------------------------------------------
+
+    def poll_at(self) -> float | None:
+        """The earliest armed deadline, or None."""
+        at: float | None = None
+        for t in (self.rto_at, self.ack_at, self.persist_at, self.keepalive_at,
+                  self.time_wait_at, self.fin_wait2_at):
+            if t is not None and (at is None or t < at):
+                at = t
+        return at
+
+    def on_timer(self, now: float) -> None:
+        """Run every timer due at ``now``; then call :meth:`output`."""
+        t = self.rto_at
+        if t is not None and now >= t:
+            self._on_rto(now)
+        t = self.ack_at
+        if t is not None and now >= t:
+            self.ack_at = None
+            if self._delack_due:
+                self._delack_due = False
+                self._ack_now = True
+        t = self.persist_at
+        if t is not None and now >= t:
+            self._on_persist(now)
+        t = self.keepalive_at
+        if t is not None and now >= t:
+            self._on_keepalive(now)
+        t = self.fin_wait2_at
+        if t is not None and now >= t:
+            self.fin_wait2_at = None
+            if self._state is _S.FIN_WAIT_2:
+                # Linux tcp_fin_timeout: an orphan waits no longer for the peer's FIN.
+                self.stats["tcp_fin_wait2_timeouts"] += 1
+                self._set_state(_S.CLOSED, now)
+                self._report(None)
+        t = self.time_wait_at
+        if t is not None and now >= t:
+            self.time_wait_at = None
+            if self._state is _S.TIME_WAIT:
+                self._set_state(_S.CLOSED, now)
+
+    def _on_keepalive(self, now: float) -> None:
+        """RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6 with Linux's timing (tcp_keepalive_timer)."""
+        self.keepalive_at = None
+        config = self.config
+        if not config.keepalive or self._state not in _KEEPALIVE_STATES:
+            return
+        idle = config.keepalive_idle
+        if self.snd_max != self.snd_una or ((self.snd_nxt - self.buf_seq) & MASK32) < len(
+                self._sndbuf):
+            self.keepalive_at = now + idle  # data is moving: the RTO does the probing
+            return
+        elapsed = now - self._last_recv_at
+        if elapsed < idle:
+            self.keepalive_at = self._last_recv_at + idle
+            return
+        if self._probes_out >= config.keepalive_probes:
+            self.stats["tcp_keepalive_timeouts"] += 1
+            self._fail(self._timeout_error(), now, send_rst=True)
+            return
+        self._probes_out += 1
+        self._ka_due = True
+        self.keepalive_at = now + config.keepalive_interval
+        self.stats["tcp_keepalive_probes"] += 1
+
+
+_HandlerFn = Callable[[TcpConnection, Segment, float], None]
+_HANDLERS: tuple[_HandlerFn, ...] = (
+    TcpConnection._on_segment_closed,
+    TcpConnection._on_segment_listen,
+    TcpConnection._on_segment_syn_sent,
+    TcpConnection._on_segment_syn_received,
+    TcpConnection._on_segment_established,
+    TcpConnection._on_segment_fin_wait_1,
+    TcpConnection._on_segment_fin_wait_2,
+    TcpConnection._on_segment_close_wait,
+    TcpConnection._on_segment_closing,
+    TcpConnection._on_segment_last_ack,
+    TcpConnection._on_segment_time_wait,
+)
+assert all(fn.__name__ == f"_on_segment_{state.name.lower()}"
+           for fn, state in zip(_HANDLERS, TcpState, strict=True))

@@ -1,0 +1,308 @@
+"""TCP over both IP families: the connection table, listeners, ports and resets.
+
+Contract:
+- One :class:`TcpHost` per interface, shared by :class:`~..ipv4.Ipv4Host` and
+  :class:`~..ipv6.Ipv6Host` (as the UDP table is). The IP layer hands it every TCP
+  segment for one of our addresses with :meth:`ingress` (addresses as ints, the
+  family, the checksum capability); it verifies the checksum (RFC 9293 §3.1,
+  unless the device vouched for it), parses (:meth:`Segment.parse`), and
+  demultiplexes in O(1): the connection of the exact four-tuple, else the listener
+  of the port on that address, else on the wildcard address. Malformed segments
+  are dropped and counted (``tcp_drop_<reason>``), never raised.
+- A segment for no connection and no listener, or an ACK to a listener, is
+  answered with a RST (RFC 9293 §3.10.7.1) through the IP layer's answer path
+  (rules of :func:`reset_for`: never a RST for a RST; segments to a broadcast or
+  multicast address never reach TCP). Resets are not rate limited, as in Linux.
+- A new SYN on a TIME-WAIT four-tuple goes to the listener when the connection
+  accepts it (RFC 6191, :meth:`TcpConnection.tw_accepts_syn`), else to the
+  TIME-WAIT connection (which answers with an ACK).
+- User calls: :meth:`connect` (active open, ephemeral port per RFC 6056
+  Algorithm 4 when ``local_port`` is 0), :meth:`listen` (``bind`` conflicts raise
+  ``OSError(EADDRINUSE)``; port 0 picks one), :meth:`close_listener`. After any
+  call on a connection the caller marks it with :meth:`touch` so :meth:`egress`
+  collects its output.
+- :meth:`egress` collects the segments of every connection that has something to
+  send (touched, received a segment, or whose timer ran) and sends each through
+  the family's IP layer (checksum computed in software). :meth:`poll_at` is the
+  earliest connection deadline (a min over connections with a timer: O(n) per
+  call, fine for the hundreds of connections the tests use; a timer wheel comes
+  with the speed issue).
+- Events ``(kind, connection|listener, arg)`` from :mod:`.connection` go to the
+  interface's event queue; finished connections leave the table on their own.
+- ICMP errors quoting one of our segments reach the connection through
+  :meth:`icmp_error` (RFC 5927: the connection checks the sequence number).
+
+Sans-IO: never reads a clock, never does I/O.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from collections import Counter, deque
+from typing import Any, Protocol
+
+from ..wire.checksum import ChecksumCaps, checksum, pseudo_header, verify
+from ..wire.errors import WireError
+from ..wire.ip import IpProtocol
+from .config import TcpConfig
+from .connection import TcpConnection
+from .isn import IsnGenerator
+from .listener import TcpListener
+from .ports import EphemeralPorts
+from .segment import SYN, Segment, reset_for
+from .state import TcpState
+
+__all__ = ["TcpHost", "TcpSender"]
+
+_CHECKSUM = struct.Struct("!H")
+IPV4_TCP_MSS_OVERHEAD = 40  # IPv4 + TCP headers without options
+IPV6_TCP_MSS_OVERHEAD = 60
+
+_Key = tuple[int, int, int, int, int]  # family, local addr, local port, remote addr, port
+
+
+class TcpSender(Protocol):
+    """What the host needs of an IP layer: send one TCP segment (raises OSError)."""
+
+    def send_tcp(self, src: int, dst: int, segment: bytes, now: float) -> None: ...
+    def answer_tcp(self, src: int, dst: int, segment: bytes, now: float) -> bool: ...
+
+
+class TcpHost:
+    """See the module contract."""
+
+    def __init__(self, config: TcpConfig, *, secret: bytes, mtu: int,
+                 events: deque[Any], stats: Counter[str]) -> None:
+        self.config = config
+        self.events = events
+        self.stats = stats
+        self.mtu = mtu
+        self.isn = IsnGenerator(secret[:16])
+        self.ports = EphemeralPorts(secret[16:32] if len(secret) >= 32 else secret[:16])
+        self.ip: dict[int, TcpSender] = {}
+        self.connections: dict[_Key, TcpConnection] = {}
+        self.listeners: dict[tuple[int, int, int], TcpListener] = {}  # family, addr, port
+        self._keys: dict[TcpConnection, _Key] = {}
+        self._dirty: dict[TcpConnection, None] = {}
+        self._timed: dict[TcpConnection, None] = {}
+
+    # --- user calls -----------------------------------------------------------------
+
+    def connect(self, family: int, local_addr: int, local_port: int, remote_addr: int,
+                remote_port: int, now: float, owner: object = None) -> TcpConnection:
+        """Active open (RFC 9293 §3.10.1): SYN-SENT; the SYN goes out at the next egress."""
+        if local_port == 0:
+            local_port = self.ports.allocate(
+                local_addr, remote_addr, remote_port,
+                lambda port: (family, local_addr, port, remote_addr, remote_port)
+                in self.connections or (family, local_addr, port) in self.listeners
+                or (family, 0, port) in self.listeners)
+        key = (family, local_addr, local_port, remote_addr, remote_port)
+        if key in self.connections:
+            raise OSError(errno.EADDRINUSE, f"four-tuple already in use (local port "
+                                            f"{local_port})")
+        conn = TcpConnection(
+            self.config, local_port=local_port, remote_port=remote_port,
+            iss=self.isn.isn(local_addr, local_port, remote_addr, remote_port, now),
+            mss_limit=self._mss_limit(family), now=now, events=self.events,
+            ts_offset=self.isn.isn(remote_addr, remote_port, local_addr, local_port, 0.0),
+            owner=owner, stats=self.stats)
+        self._add(key, conn)
+        conn.open(now)
+        self.touch(conn)
+        return conn
+
+    def listen(self, family: int, local_addr: int, port: int, backlog: int,
+               owner: object = None) -> TcpListener:
+        """LISTEN on ``local_addr`` (0: every address of the family) and ``port``."""
+        if port == 0:
+            port = self.ports.allocate_listening(
+                lambda p: self._listen_conflict(family, local_addr, p))
+        elif self._listen_conflict(family, local_addr, port):
+            raise OSError(errno.EADDRINUSE, f"address already in use: port {port}")
+        listener = TcpListener(self.config, local_port=port, backlog=backlog,
+                               events=self.events, isn=self.isn, owner=owner)
+        self.listeners[(family, local_addr, port)] = listener
+        return listener
+
+    def close_listener(self, listener: TcpListener, now: float) -> None:
+        for key, value in list(self.listeners.items()):
+            if value is listener:
+                del self.listeners[key]
+        pending = list(listener._syn_queue) + list(listener._accept_queue)
+        listener.close(now)
+        for conn in pending:
+            self.touch(conn)
+
+    def touch(self, conn: TcpConnection) -> None:
+        """``conn`` may have something to send (after a user call)."""
+        self._dirty[conn] = None
+
+    def four_tuple(self, conn: TcpConnection) -> tuple[int, int, int, int, int]:
+        """``(family, local_addr, local_port, remote_addr, remote_port)`` of ``conn``
+        (KeyError once it left the table)."""
+        return self._keys[conn]
+
+    # --- from the IP layer ----------------------------------------------------------
+
+    def ingress(self, family: int, src: int, dst: int, data: memoryview | bytes,
+                caps: ChecksumCaps, now: float) -> None:
+        """One TCP segment to ``dst`` (one of our unicast addresses)."""
+        if caps.verify and not verify(data, pseudo_header(src, dst, IpProtocol.TCP,
+                                                          len(data))):
+            self.stats["tcp_drop_bad_checksum"] += 1
+            return
+        try:
+            seg = Segment.parse(data)
+        except WireError as error:
+            self.stats[f"tcp_drop_{type(error).__name__}"] += 1
+            return
+        key = (family, dst, seg.dst_port, src, seg.src_port)
+        conn = self.connections.get(key)
+        if conn is not None:
+            if conn.state is TcpState.TIME_WAIT and seg.flags & SYN \
+                    and conn.tw_accepts_syn(seg):
+                listener = self._listener_for(family, dst, seg.dst_port)
+                if listener is not None:  # RFC 6191: reuse the four-tuple
+                    self._remove(conn)
+                    self._syn_to_listener(listener, key, seg, now)
+                    return
+            conn.on_segment(seg, now)
+            self._after(conn)
+            return
+        listener = self._listener_for(family, dst, seg.dst_port)
+        if listener is not None:
+            if self._syn_to_listener(listener, key, seg, now):
+                return
+            if not seg.flags & 0x10:  # not an ACK: the listener dropped it silently
+                return
+        self.stats["tcp_no_socket"] += 1
+        self._reset(family, dst, src, seg, now)
+
+    def icmp_error(self, family: int, local_addr: int, local_port: int, remote_addr: int,
+                   remote_port: int, seq: int | None, error: OSError, hard: bool,
+                   now: float) -> bool:
+        """An ICMP error quoting a segment we sent; True if a connection took it."""
+        conn = self.connections.get((family, local_addr, local_port, remote_addr,
+                                     remote_port))
+        if conn is None or seq is None:
+            return False
+        conn.on_icmp_error(error, seq, hard, now)
+        self._after(conn)
+        return True
+
+    # --- timers and output ----------------------------------------------------------
+
+    def poll_at(self) -> float | None:
+        if self._dirty:
+            return 0.0
+        best: float | None = None
+        for conn in self._timed:
+            at = conn.poll_at()
+            if at is not None and (best is None or at < best):
+                best = at
+        return best
+
+    def egress(self, now: float) -> None:
+        """Run due timers and send what every connection has to send."""
+        for conn in list(self._timed):
+            at = conn.poll_at()
+            if at is None:
+                del self._timed[conn]
+            elif at <= now:
+                conn.on_timer(now)
+                self._dirty[conn] = None
+        while self._dirty:
+            conn = next(iter(self._dirty))
+            del self._dirty[conn]
+            self._flush(conn, now)
+
+    def _flush(self, conn: TcpConnection, now: float) -> None:
+        key = self._keys.get(conn)
+        if key is None:
+            return
+        family, local_addr, local_port, remote_addr, remote_port = key
+        ip = self.ip[family]
+        for seg in conn.output(now, 1 << 30):
+            seg.src_port, seg.dst_port = local_port, remote_port
+            packet = _emit(seg, local_addr, remote_addr)
+            try:
+                ip.send_tcp(local_addr, remote_addr, packet, now)
+            except OSError as error:  # no route / no neighbour: the connection retries
+                self.stats[f"tcp_send_failed_{errno.errorcode.get(error.errno or 0, '?')}"] \
+                    += 1
+        self._settle(conn)
+
+    # --- internals ------------------------------------------------------------------
+
+    def _after(self, conn: TcpConnection) -> None:
+        self._dirty[conn] = None
+
+    def _settle(self, conn: TcpConnection) -> None:
+        if conn.finished:
+            self._remove(conn)
+        elif conn.poll_at() is not None:
+            self._timed[conn] = None
+        else:
+            self._timed.pop(conn, None)
+
+    def _add(self, key: _Key, conn: TcpConnection) -> None:
+        self.connections[key] = conn
+        self._keys[conn] = key
+
+    def _remove(self, conn: TcpConnection) -> None:
+        key = self._keys.pop(conn, None)
+        if key is not None and self.connections.get(key) is conn:
+            del self.connections[key]
+        self._timed.pop(conn, None)
+        self._dirty.pop(conn, None)
+
+    def _syn_to_listener(self, listener: TcpListener, key: _Key, seg: Segment,
+                         now: float) -> bool:
+        family, local_addr, _, remote_addr, remote_port = key
+        conn = listener.on_syn(seg, local_addr, remote_addr, remote_port,
+                               self._mss_limit(family), now)
+        if conn is None:
+            return False
+        self._add(key, conn)
+        self._dirty[conn] = None
+        return True
+
+    def _listener_for(self, family: int, addr: int, port: int) -> TcpListener | None:
+        listener = self.listeners.get((family, addr, port))
+        if listener is None:
+            listener = self.listeners.get((family, 0, port))
+        return listener
+
+    def _listen_conflict(self, family: int, addr: int, port: int) -> bool:
+        if addr == 0:
+            return any(f == family and p == port for f, _, p in self.listeners)
+        return (family, addr, port) in self.listeners or (family, 0, port) in self.listeners
+
+    def _mss_limit(self, family: int) -> int:
+        overhead = IPV4_TCP_MSS_OVERHEAD if family == 4 else IPV6_TCP_MSS_OVERHEAD
+        return self.mtu - overhead
+
+    def _reset(self, family: int, local_addr: int, remote_addr: int, seg: Segment,
+               now: float) -> None:
+        """RFC 9293 §3.10.7.1: the RST answering a segment for no connection."""
+        rst = reset_for(seg)
+        if rst is None:
+            return
+        rst.src_port, rst.dst_port = seg.dst_port, seg.src_port
+        if self.ip[family].answer_tcp(local_addr, remote_addr,
+                                      _emit(rst, local_addr, remote_addr), now):
+            self.stats["tcp_rst_sent"] += 1
+
+
+def _emit(seg: Segment, src: int, dst: int) -> bytes:
+    """Header + payload with the checksum filled in (software, RFC 9293 §3.1)."""
+    header_len = seg.header_len
+    payload = seg.payload
+    buf = bytearray(header_len + len(payload))
+    seg.emit_header(buf, 0)
+    buf[header_len:] = payload
+    _CHECKSUM.pack_into(buf, 16, checksum(buf, pseudo_header(src, dst, IpProtocol.TCP,
+                                                             len(buf))))
+    return bytes(buf)

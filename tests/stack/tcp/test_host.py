@@ -1,0 +1,87 @@
+"""TCP through two whole interfaces (Ethernet, ARP/NDP, IP) with a virtual clock."""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Address, IPv6Address
+
+import pytest
+
+from ethox_asyncio.stack.tcp.connection import EV_ACCEPT, EV_CLOSED, EV_DATA, EV_EOF
+from ethox_asyncio.stack.tcp.state import TcpState
+from tests.stack.test_interface import Wire
+
+ADDRESSES = {4: (IPv4Address("198.18.0.1"), IPv4Address("198.18.0.2")),
+             6: (IPv6Address("fd00::1"), IPv6Address("fd00::2"))}
+
+
+def events(iface, kind):  # type: ignore[no-untyped-def]
+    return [e for e in iface.events if isinstance(e, tuple) and e[0] == kind]
+
+
+def received(iface, conn) -> bytes:  # type: ignore[no-untyped-def]
+    data = b"".join(bytes(e[2]) for e in events(iface, EV_DATA) if e[1] is conn)
+    return data
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_connect_transfer_and_close_between_two_stacks(family: int) -> None:
+    """Active open from A to a listener on B, 200 kB each way, FIN both ways."""
+    wire = Wire()
+    a_ip, b_ip = ADDRESSES[family]
+    listener = wire.b.tcp.listen(family, 0, 8080, backlog=8)
+    client = wire.a.tcp.connect(family, int(a_ip), 0, int(b_ip), 8080, wire.now)
+    wire.run(until=0.2)
+    accepted = events(wire.b, EV_ACCEPT)
+    assert len(accepted) == 1 and accepted[0][1] is listener
+    server = listener.accept()
+    assert server is accepted[0][2] and server.state is TcpState.ESTABLISHED
+    assert client.state is TcpState.ESTABLISHED
+    server.set_reading(True)  # as the transport does after connection_made
+    up = bytes(range(256)) * 800
+    down = bytes(reversed(range(256))) * 800
+    client.send(up)
+    server.send(down)
+    wire.a.tcp.touch(client)
+    wire.b.tcp.touch(server)
+    consumed = {client: 0, server: 0}
+    for _ in range(200):
+        wire.run(until=0.05)
+        for iface, conn in ((wire.a, client), (wire.b, server)):
+            total = sum(len(e[2]) for e in events(iface, EV_DATA) if e[1] is conn)
+            conn.consumed(total - consumed[conn])  # the application read it all
+            consumed[conn] = total
+            iface.tcp.touch(conn)
+        if len(received(wire.b, server)) == len(up) and len(received(wire.a, client)) == len(down):
+            break
+    assert hashlib.sha256(received(wire.b, server)).digest() == hashlib.sha256(up).digest()
+    assert received(wire.a, client) == down
+    client.shutdown(wire.now)
+    wire.a.tcp.touch(client)
+    wire.run(until=0.5)
+    assert events(wire.b, EV_EOF)
+    server.close(wire.now)
+    wire.b.tcp.touch(server)
+    wire.run(until=0.5)
+    assert client.state is TcpState.TIME_WAIT
+    assert [e[2] for e in events(wire.b, EV_CLOSED) if e[1] is server] == [None]
+
+
+def test_segment_to_a_closed_port_gets_a_reset_and_connect_is_refused() -> None:
+    wire = Wire()
+    a_ip, b_ip = ADDRESSES[4]
+    client = wire.a.tcp.connect(4, int(a_ip), 0, int(b_ip), 9, wire.now)
+    wire.run(until=0.2)
+    closed = [e for e in events(wire.a, EV_CLOSED) if e[1] is client]
+    assert len(closed) == 1 and isinstance(closed[0][2], ConnectionRefusedError)
+    assert wire.b.stats["tcp_rst_sent"] == 1
+    assert client.finished and not wire.a.tcp.connections
+
+
+def test_listen_conflicts_raise_eaddrinuse() -> None:
+    wire = Wire()
+    wire.b.tcp.listen(4, 0, 80, backlog=1)
+    with pytest.raises(OSError, match="in use"):
+        wire.b.tcp.listen(4, int(ADDRESSES[4][1]), 80, backlog=1)
+    wire.b.tcp.listen(6, 0, 80, backlog=1)  # the other family is a separate namespace
+    assert wire.b.tcp.listen(4, 0, 0, backlog=1).local_port >= 32768
