@@ -1,23 +1,22 @@
 """What the IPv4 and IPv6 halves of an :class:`~.interface.Interface` share.
 
-The interface configuration, the events handed to the loop, the Ethernet framing of
-an IP packet, and the host-unreachable report for a UDP datagram whose next hop
-never answered (ARP or NDP). Sans-IO like the rest of the stack.
+The interface configuration, the events handed to the loop and the Ethernet framing
+of an IP packet. Sans-IO like the rest of the stack.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from errno import EHOSTUNREACH
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from .neighbor import NeighborConfig
-from .udp import UdpEndpoint, UdpTable
+from .tcp.config import TcpConfig
+from .udp import UdpEndpoint
 from .wire.checksum import CHECKSUM_SOFTWARE, ChecksumCaps
 from .wire.ethernet import EthernetAddress, EthernetRepr
 
 __all__ = ["ETH_HEADER_LEN", "TRUSTED", "UDP_HEADER_LEN", "EchoReply", "InterfaceConfig",
-           "UdpDatagram", "UdpError", "ethernet_frame", "host_unreachable"]
+           "UdpDatagram", "UdpError", "ethernet_frame"]
 
 ETH_HEADER_LEN = 14
 UDP_HEADER_LEN = 8
@@ -34,6 +33,10 @@ class InterfaceConfig:
     neighbor: NeighborConfig = field(default_factory=NeighborConfig)
     icmp_error_rate: float = 1000.0  # per second (Linux net.ipv4.icmp_ratelimit ~1/ms)
     icmp_error_burst: int = 50
+    tcp: TcpConfig = field(default_factory=TcpConfig)
+    # Keys the TCP ISNs (RFC 6528) and ephemeral ports (RFC 6056): 32 bytes. The loop
+    # passes os.urandom(32); the all-zero default keeps sans-IO tests reproducible.
+    secret: bytes = bytes(32)
 
 
 @dataclass(slots=True)
@@ -68,14 +71,3 @@ def ethernet_frame(src_mac: EthernetAddress, dst_mac: EthernetAddress, ethertype
     header = bytearray(ETH_HEADER_LEN)
     EthernetRepr(src_mac, dst_mac, ethertype).emit(header)
     return bytes(header) + packet
-
-
-def host_unreachable(udp: UdpTable, family: int, src: IPv4Address | IPv6Address,
-                     src_port: int, dst: IPv4Address | IPv6Address, dst_port: int,
-                     why: str) -> UdpError | None:
-    """The error for the endpoint that sent a datagram the link could not deliver
-    (RFC 1122 §2.3.2.2, RFC 4861 §7.3.3: EHOSTUNREACH, like Linux)."""
-    endpoint = udp.lookup(family, src, src_port, dst, dst_port)
-    if endpoint is None:
-        return None
-    return UdpError(endpoint, OSError(EHOSTUNREACH, f"{dst}: {why}"))

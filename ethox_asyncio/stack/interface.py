@@ -41,6 +41,7 @@ from .iphost import IpHost
 from .ipv4 import Ipv4Host
 from .ipv6 import Ipv6Host
 from .route import RouteTable
+from .tcp.host import TcpHost
 from .udp import UdpEndpoint, UdpTable
 from .wire.errors import WireError
 from .wire.ethernet import EthernetFrame, EtherType
@@ -62,10 +63,12 @@ class Interface:
         self.events: deque[Event] = deque()
         self.stats: Counter[str] = Counter()
         self._tx: deque[bytes] = deque()
-        self.ipv4 = Ipv4Host(config, routes=self.routes, udp=self.udp,
+        self.tcp = TcpHost(config.tcp, secret=config.secret, mtu=config.mtu,
+                           events=self.events, stats=self.stats)
+        self.ipv4 = Ipv4Host(config, routes=self.routes, udp=self.udp, tcp=self.tcp,
                              icmp_errors=self.icmp_errors, events=self.events,
                              stats=self.stats, tx=self._tx)
-        self.ipv6 = Ipv6Host(config, routes=self.routes, udp=self.udp,
+        self.ipv6 = Ipv6Host(config, routes=self.routes, udp=self.udp, tcp=self.tcp,
                              icmp_errors=self.icmp_errors, events=self.events,
                              stats=self.stats, tx=self._tx)
         self._hosts: dict[int, IpHost] = {4: self.ipv4, 6: self.ipv6}
@@ -115,6 +118,13 @@ class Interface:
     def egress(self, now: float, budget: int) -> list[bytes]:
         self.ipv4.run_timers(now)
         self.ipv6.run_timers(now)
+        self.tcp.egress(now)
+        # What the timers and TCP just queued may wait for a solicitation due now
+        # (RFC 1122 §2.3.2.1): send it in this call, not a pump later.
+        for host in (self.ipv4, self.ipv6):
+            at = host.poll_at()
+            if at is not None and at <= now:
+                host.run_timers(now)
         out: list[bytes] = []
         tx = self._tx
         while tx and len(out) < budget:
@@ -124,7 +134,8 @@ class Interface:
     def poll_at(self) -> float | None:
         if self._tx:
             return 0.0
-        deadlines = [d for d in (self.ipv4.poll_at(), self.ipv6.poll_at()) if d is not None]
+        deadlines = [d for d in (self.ipv4.poll_at(), self.ipv6.poll_at(),
+                                 self.tcp.poll_at()) if d is not None]
         return min(deadlines) if deadlines else None
 
     # --- user calls -----------------------------------------------------------------

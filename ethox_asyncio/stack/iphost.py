@@ -47,6 +47,7 @@ from .fragment import Reassembler
 from .icmp import TokenBucket
 from .neighbor import NeighborCache, Solicitation
 from .route import RouteTable
+from .tcp.host import TcpHost
 from .udp import UdpEndpoint, UdpTable
 from .wire.checksum import ChecksumCaps
 from .wire.errors import WireError
@@ -87,12 +88,14 @@ class IpHost:
     local: frozenset[IpAddress]
 
     def __init__(self, config: InterfaceConfig, *, routes: RouteTable, udp: UdpTable,
-                 icmp_errors: TokenBucket, events: deque[Event], stats: Counter[str],
-                 tx: deque[bytes], reassembly_timeout: float) -> None:
+                 tcp: TcpHost, icmp_errors: TokenBucket, events: deque[Event],
+                 stats: Counter[str], tx: deque[bytes], reassembly_timeout: float) -> None:
         self.config = config
         self.mac = config.mac
         self.routes = routes
         self.udp = udp
+        self.tcp = tcp
+        tcp.ip[self.family] = self
         self.icmp_errors = icmp_errors
         self.events = events
         self.stats = stats
@@ -192,9 +195,37 @@ class IpHost:
                           caps: ChecksumCaps, now: float) -> None:
         raise NotImplementedError
 
+    def _on_tcp(self, src: IpAddress, dst: IpAddress, data: bytes | memoryview,
+                to_group: bool, caps: ChecksumCaps, now: float) -> None:
+        """A TCP segment; never one sent to a broadcast or multicast address
+        (RFC 9293 §3.9.1: TCP is unicast only; RFC 1122 §4.2.3.10)."""
+        if to_group or dst not in self.local:
+            self.stats["tcp_drop_not_unicast"] += 1
+            return
+        self.tcp.ingress(self.family, int(src), int(dst), data, caps, now)
+
+    def send_tcp(self, src: int, dst: int, segment: bytes, now: float) -> None:
+        """A segment of one of our connections (raises OSError: no route...)."""
+        self._send(self._address(src), self._address(dst), IpProtocol.TCP, segment, now)
+
+    def answer_tcp(self, src: int, dst: int, segment: bytes, now: float) -> bool:
+        """A reset of ours: through the answer path, never raising."""
+        return self._answer(self._address(src), self._address(dst), IpProtocol.TCP,
+                            segment, now)
+
+    def _address(self, value: int) -> IpAddress:
+        raise NotImplementedError
+
     def _deliver_error(self, protocol: int, quoted: QuotedTransport | None,
-                       error: OSError) -> None:
+                       error: OSError, *, tcp_seq: int | None = None, hard: bool = False,
+                       now: float = 0.0) -> None:
         """An ICMP error about a datagram we sent, to the endpoint that sent it."""
+        if protocol == IpProtocol.TCP and quoted is not None and quoted.src_port is not None:
+            if not self.tcp.icmp_error(self.family, int(quoted.src_addr), quoted.src_port,
+                                       int(quoted.dst_addr), quoted.dst_port or 0, tcp_seq,
+                                       error, hard, now):
+                self.stats["icmp_error_unmatched"] += 1
+            return
         if quoted is None or protocol != IpProtocol.UDP or quoted.src_port is None:
             self.stats["icmp_error_unmatched"] += 1
             return

@@ -40,6 +40,7 @@ from .icmp import TokenBucket, may_send_icmpv4_error, quote_ipv4
 from .iphost import IpAddress, IpHost
 from .neighbor import Solicitation
 from .route import RouteTable
+from .tcp.host import TcpHost
 from .udp import UdpTable
 from .wire.arp import ArpOperation, ArpRepr
 from .wire.checksum import ChecksumCaps
@@ -66,6 +67,7 @@ DEFAULT_TTL = 64  # RFC 1700 / Linux net.ipv4.ip_default_ttl
 
 _ADDRESSES = struct.Struct("!4s4s")  # source and destination, at offset 12
 _SRC_DST_OFFSET = 12
+_SEQ = struct.Struct("!I")
 
 
 class Ipv4Host(IpHost):
@@ -77,9 +79,9 @@ class Ipv4Host(IpHost):
     resolution_failure = "no ARP answer from the next hop"
 
     def __init__(self, config: InterfaceConfig, *, routes: RouteTable, udp: UdpTable,
-                 icmp_errors: TokenBucket, events: deque[Event], stats: Counter[str],
-                 tx: deque[bytes]) -> None:
-        super().__init__(config, routes=routes, udp=udp, icmp_errors=icmp_errors,
+                 tcp: TcpHost, icmp_errors: TokenBucket, events: deque[Event],
+                 stats: Counter[str], tx: deque[bytes]) -> None:
+        super().__init__(config, routes=routes, udp=udp, tcp=tcp, icmp_errors=icmp_errors,
                          events=events, stats=stats, tx=tx,
                          reassembly_timeout=REASSEMBLY_TIMEOUT)
         self.addresses = tuple(a for a in config.addresses if isinstance(a, IPv4Interface))
@@ -117,16 +119,20 @@ class Ipv4Host(IpHost):
             self.stats["drop_arp_bogus_sender"] += 1
             return
         for_us = target in self.local
-        if probe:  # an RFC 5227 probe: answer it, learn nothing
-            ready: list[bytes] = []
-        elif arp.operation == ArpOperation.REPLY and for_us:
-            ready = self.neighbors.update(sender, mac, now, solicited=True)
-        elif for_us or self.neighbors.state(sender) is not None:
-            # RFC 826 "merge": update an existing entry; create one only if it targets us.
-            ready = self.neighbors.learn(sender, mac, now)
-        else:
+        known = self.neighbors.state(sender) is not None
+        if not for_us and (probe or not known):
             self.stats["arp_not_for_us"] += 1  # neither for us nor about a neighbour
             return
+        if probe:  # an RFC 5227 probe for our address: answer it, learn nothing
+            ready: list[bytes] = []
+        elif arp.operation == ArpOperation.REPLY:
+            if not known:  # unsolicited: Linux ignores it too (arp_accept=0)
+                self.stats["arp_reply_unsolicited"] += 1
+                return
+            ready = self.neighbors.update(sender, mac, now, solicited=for_us)
+        else:
+            # RFC 826 "merge": update an existing entry; create one only if it targets us.
+            ready = self.neighbors.learn(sender, mac, now)
         self._flush(mac, ready)
         if arp.operation == ArpOperation.REQUEST and for_us and sender != target:
             self._send_arp(ArpOperation.REPLY, target, mac, sender)
@@ -180,7 +186,10 @@ class Ipv4Host(IpHost):
                 return
             payload, offending = done
         protocol = packet.protocol
-        if protocol == IpProtocol.UDP:
+        if protocol == IpProtocol.TCP:
+            self._on_tcp(packet.src, dst, payload, broadcast or link_broadcast
+                         or dst.is_multicast, caps, now)
+        elif protocol == IpProtocol.UDP:
             self._on_udp(packet.src, dst, payload, offending, link_broadcast, caps, now)
         elif protocol == IpProtocol.ICMP:
             self._on_icmp(packet, payload, broadcast or link_broadcast or dst.is_multicast,
@@ -203,8 +212,13 @@ class Ipv4Host(IpHost):
             self._echo_reply(packet.src, message.ident, message.seq_no, message.data, now)
         elif isinstance(message, Icmpv4DestUnreachable | Icmpv4TimeExceeded):
             quoted = message.quoted_ipv4_header()
+            # RFC 1122 §4.2.3.9: protocol and port unreachable are hard errors.
+            hard = isinstance(message, Icmpv4DestUnreachable) and message.code in (
+                Icmpv4DestUnreachableCode.PROTOCOL_UNREACHABLE,
+                Icmpv4DestUnreachableCode.PORT_UNREACHABLE)
             self._deliver_error(quoted.protocol if quoted else -1, quoted,
-                                _icmp_to_oserror(message))
+                                _icmp_to_oserror(message), tcp_seq=_quoted_tcp_seq(
+                                    message.quoted), hard=hard, now=now)
         else:
             self.stats["icmp_ignored"] += 1
 
@@ -323,6 +337,9 @@ class Ipv4Host(IpHost):
             packet[IPV4_HEADER_LEN:] = payload[offset:offset + length]
             self._route_out(bytes(packet), dst, next_hop, now)
 
+    def _address(self, value: int) -> IpAddress:
+        return IPv4Address(value)
+
     def _link_destination(self, dst: IpAddress) -> EthernetAddress:
         # Multicast is sent as a link broadcast: we join no IPv4 group (no IGMP).
         return BROADCAST
@@ -333,6 +350,17 @@ def _emit(message: Icmpv4DestUnreachable | Icmpv4TimeExceeded | Icmpv4EchoReques
     buf = bytearray(message.buffer_len)
     message.emit(buf)
     return bytes(buf)
+
+
+def _quoted_tcp_seq(quote: bytes) -> int | None:
+    """The sequence number of the TCP segment an ICMP error quotes, if it reaches it."""
+    if len(quote) < IPV4_HEADER_LEN:
+        return None
+    offset = (quote[0] & 0x0F) * 4 + 4
+    if len(quote) < offset + 4:
+        return None
+    seq: int = _SEQ.unpack_from(quote, offset)[0]
+    return seq
 
 
 def _is_icmp_error(packet: Ipv4Packet) -> bool:

@@ -36,8 +36,9 @@ from .common import Event, InterfaceConfig, ethernet_frame
 from .fragment import fragment_sizes
 from .icmp import TokenBucket, is_icmpv6_error, may_send_icmpv6_error, quote_ipv6
 from .iphost import IpAddress, IpHost
-from .neighbor import NeighborCache, Solicitation
+from .neighbor import NeighborCache, NeighborState, Solicitation
 from .route import RouteTable
+from .tcp.host import TcpHost
 from .udp import UdpTable
 from .wire.checksum import ChecksumCaps
 from .wire.ethernet import EthernetAddress, EtherType, ipv6_multicast_mac
@@ -78,6 +79,7 @@ NDP_HOP_LIMIT = 255  # RFC 4861 §7.1: proves the message was not forwarded
 _NDP = (NeighborSolicit, NeighborAdvert, RouterSolicit, RouterAdvert)
 _ADDRESSES = struct.Struct("!16s16s")  # source and destination, at offset 8
 _SRC_DST_OFFSET = 8
+_SEQ = struct.Struct("!I")
 _LOOPBACK = 1  # ::1
 
 
@@ -90,9 +92,9 @@ class Ipv6Host(IpHost):
     resolution_failure = "no neighbour advertisement from the next hop"
 
     def __init__(self, config: InterfaceConfig, *, routes: RouteTable, udp: UdpTable,
-                 icmp_errors: TokenBucket, events: deque[Event], stats: Counter[str],
-                 tx: deque[bytes]) -> None:
-        super().__init__(config, routes=routes, udp=udp, icmp_errors=icmp_errors,
+                 tcp: TcpHost, icmp_errors: TokenBucket, events: deque[Event],
+                 stats: Counter[str], tx: deque[bytes]) -> None:
+        super().__init__(config, routes=routes, udp=udp, tcp=tcp, icmp_errors=icmp_errors,
                          events=events, stats=stats, tx=tx,
                          reassembly_timeout=REASSEMBLY_TIMEOUT)
         self.link_local = link_local_from_mac(config.mac)
@@ -179,7 +181,10 @@ class Ipv6Host(IpHost):
             whole, offending = done
             inner = walk_extension_headers(fragment.next_header, whole)
             protocol, payload = inner.protocol, memoryview(whole)[inner.offset:]
-        if protocol == IpProtocol.UDP:
+        if protocol == IpProtocol.TCP:
+            self._on_tcp(packet.src, dst, payload, link_multicast or dst.is_multicast, caps,
+                         now)
+        elif protocol == IpProtocol.UDP:
             self._on_udp(packet.src, dst, payload, offending, link_multicast, caps, now)
         elif protocol == IpProtocol.ICMPV6:
             self._on_icmpv6(packet, payload, caps, now)
@@ -214,8 +219,16 @@ class Ipv6Host(IpHost):
         elif isinstance(message, Icmpv6DestUnreachable | Icmpv6PacketTooBig
                         | Icmpv6TimeExceeded):
             quoted = message.quoted_ipv6_header()
+            # RFC 1122 §4.2.3.9 / RFC 4443 §3.1: port unreachable is a hard error.
+            hard = isinstance(message, Icmpv6DestUnreachable) \
+                and message.code == Icmpv6DestUnreachableCode.PORT_UNREACHABLE
+            seq = None
+            if quoted is not None and quoted.next_header == IpProtocol.TCP \
+                    and len(message.quoted) >= IPV6_HEADER_LEN + 8:
+                seq = _SEQ.unpack_from(message.quoted, IPV6_HEADER_LEN + 4)[0]
             self._deliver_error(quoted.next_header if quoted else -1, quoted,
-                                _icmpv6_to_oserror(message))
+                                _icmpv6_to_oserror(message), tcp_seq=seq, hard=hard,
+                                now=now)
         else:
             self.stats["icmpv6_ignored"] += 1
 
@@ -254,7 +267,14 @@ class Ipv6Host(IpHost):
         if target in self.local:
             self.stats["ndp_advert_for_our_address"] += 1  # a duplicate: keep ours
             return
+        if self.neighbors.state(target) is None:
+            self.stats["ndp_advert_unsolicited"] += 1  # RFC 4861 §7.2.5: no entry, discard
+            return
         mac = message.target_lladdr
+        if mac is None and self.neighbors.state(target) is NeighborState.INCOMPLETE:
+            # RFC 4861 §7.2.5: without a target link-layer address it resolves nothing.
+            self.stats["ndp_advert_no_target_lladdr"] += 1
+            return
         ready = self.neighbors.update(target, mac, now, solicited=message.solicited,
                                       override=message.override, is_router=message.router)
         if ready and mac is not None:
@@ -411,6 +431,9 @@ class Ipv6Host(IpHost):
                 memoryview(packet)[IPV6_HEADER_LEN:])
             self._route_out(bytes(packet) + payload[offset:offset + length], dst, next_hop,
                             now)
+
+    def _address(self, value: int) -> IpAddress:
+        return IPv6Address(value)
 
     def _link_destination(self, dst: IpAddress) -> EthernetAddress:
         assert isinstance(dst, IPv6Address)

@@ -149,6 +149,182 @@ def test_a_frames_fate_does_not_depend_on_the_other_probabilities() -> None:
     assert bit_differences.count(1) == stats.rx_corrupted
 
 
+# Frame fates, observed from outside: frames carry their number three times (a flipped
+# bit damages at most one copy), batches enter at whole seconds and leave within one.
+FATE_FRAMES = 3000
+FATE_BATCH_GAP = 1.0  # seconds between batches: longer than any delay + jitter below
+
+
+def fate_frame(number: int) -> bytes:
+    return HEADER + struct.pack("!III", number, number, number) + bytes(
+        (number + i) % 251 for i in range(38))
+
+
+def fate_number(frame: bytes) -> int:
+    a, b, c = struct.unpack_from("!III", frame, len(HEADER))
+    return a if a in (b, c) else b
+
+
+class ClockedListDevice(ListDevice):
+    """A ListDevice that notes when each transmitted frame left."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.sent_at: list[tuple[float, bytes]] = []
+
+    def transmit(self, frames: Sequence[Frame]) -> int:
+        self.sent_at.extend((self.clock.now, bytes(frame)) for frame in frames)
+        return super().transmit(frames)
+
+
+def run_lane(direction: str, seed: int, *, rx_noise: bool = False,
+             **faults: float) -> list[tuple[float, bytes]]:
+    """``FATE_FRAMES`` frames through one direction of an injector over a scripted device;
+    returns every delivered frame with the (virtual) time it left the injector.
+    ``rx_noise``: traffic in the other direction meanwhile (with ``direction="both"``)."""
+    clock = VirtualClock()
+    inner = ClockedListDevice(clock)
+    lane = "both" if rx_noise else direction
+    injector = FaultInjector(inner, seed=seed, clock=clock, direction=lane, **faults)
+    delivered: list[tuple[float, bytes]] = []
+
+    def take(frames: Sequence[Frame]) -> None:
+        delivered.extend((clock.now, bytes(frame)) for frame in frames)
+
+    for start in range(0, FATE_FRAMES, BATCH):
+        clock.now = start // BATCH * FATE_BATCH_GAP
+        batch = [fate_frame(n) for n in range(start, min(start + BATCH, FATE_FRAMES))]
+        if direction == "rx":
+            inner.incoming.extend(batch)
+        else:
+            assert injector.transmit(batch) == len(batch)
+            if rx_noise:
+                inner.incoming.extend(make_frame(n) for n in range(start, start + 7))
+        for _ in range(10 * BATCH):  # drain this batch before the next one comes
+            received = injector.receive(BATCH)
+            if direction == "rx":
+                take(received)
+            if received:
+                continue
+            poll_at = injector.poll_at()
+            if poll_at is None:
+                break
+            assert poll_at < clock.now + FATE_BATCH_GAP, "a frame is held past the next batch"
+            clock.now = max(clock.now, poll_at)
+        else:
+            raise AssertionError("the injector never ran dry")
+    if direction == "tx":
+        delivered = inner.sent_at
+    return delivered
+
+
+def fates(delivered: list[tuple[float, bytes]]) -> dict[int, list[tuple[float, int | None]]]:
+    """Frame number -> (time it left, bit flipped or None) for each copy that arrived."""
+    result: dict[int, list[tuple[float, int | None]]] = {}
+    for left_at, frame in delivered:
+        number = fate_number(frame)
+        difference = int.from_bytes(frame, "big") ^ int.from_bytes(fate_frame(number), "big")
+        assert difference.bit_count() <= 1
+        result.setdefault(number, []).append(
+            (left_at, difference.bit_length() if difference else None))
+    return result
+
+
+@pytest.mark.parametrize("rx_noise", [False, True], ids=["tx_only", "with_rx_traffic"])
+def test_same_seed_same_transmitted_sequence(rx_noise: bool) -> None:
+    """Two injectors, same seed and parameters, same frames handed to ``transmit()``:
+    the same frames reach the inner device, in the same order, at the same (virtual)
+    times — also when one of them is receiving traffic meanwhile (its own generator)."""
+    faults = {**ALL_FAULTS, "reorder": 0.1}
+    first = run_lane("tx", 21, **faults)
+    second = run_lane("tx", 21, rx_noise=rx_noise, **faults)
+    assert first == second
+    numbers = [fate_number(frame) for _, frame in first]
+    assert len(set(numbers)) < FATE_FRAMES  # frames were dropped
+    assert len(numbers) > len(set(numbers))  # and duplicated
+    assert numbers != sorted(numbers)  # and reordered
+    assert sum(frame != fate_frame(fate_number(frame)) for _, frame in first) > 0  # corrupted
+    assert run_lane("tx", 22, **faults) != first
+
+
+@pytest.mark.parametrize("direction", ["rx", "tx"])
+def test_drop_rate_changes_no_other_decision_about_a_frame(direction: str) -> None:
+    """docs/layers/devices.md: frame k meets the same fate whatever the other
+    probabilities are. With drop 0.1 or 0.3 (same seed), the frames 0.3 drops include
+    every frame 0.1 drops, and a frame both let through is corrupted in the same bit,
+    duplicated or not alike, and delayed by the same jitter."""
+    faults = {"corrupt": 0.2, "duplicate": 0.2, "delay": 0.01, "jitter": 0.2}
+    light = fates(run_lane(direction, 5, drop=0.1, **faults))
+    heavy = fates(run_lane(direction, 5, drop=0.3, **faults))
+    assert set(heavy) < set(light)  # the same draw decides: below 0.1 is below 0.3
+    assert within(FATE_FRAMES - len(light), 0.1 * FATE_FRAMES, FATE_FRAMES)
+    assert within(FATE_FRAMES - len(heavy), 0.3 * FATE_FRAMES, FATE_FRAMES)
+    for number, copies in heavy.items():
+        assert copies == light[number], f"frame {number}"
+    assert any(len(copies) == 2 for copies in heavy.values())
+    assert any(bit is not None for copies in heavy.values() for _, bit in copies)
+    assert len({at for copies in heavy.values() for at, _ in copies}) > len(heavy) // 2
+
+
+@pytest.mark.parametrize("direction", ["rx", "tx"])
+def test_drop_rate_changes_which_frames_are_held_only_through_the_held_frame_rule(
+        direction: str) -> None:
+    """Reordering: whether frame k is *chosen* to be held back is its own draw, the same
+    for drop 0.1 and 0.3. Whether it really is held also depends on its predecessor (a
+    frame arriving while another is held releases it and is never held itself), and the
+    drop rate decides which frame that predecessor is: the one exception to "the same
+    fate" (devices.md says so)."""
+    faults = {"reorder": 0.3, "corrupt": 0.2, "duplicate": 0.2}
+    light = run_lane(direction, 6, drop=0.1, **faults)
+    heavy = run_lane(direction, 6, drop=0.3, **faults)
+    chosen_light, chosen_heavy = chosen_to_be_held(light), chosen_to_be_held(heavy)
+    both = chosen_light.keys() & chosen_heavy.keys()
+    assert all(chosen_light[n] == chosen_heavy[n] for n in both)
+    assert sum(chosen_light[n] for n in both) > 100 and sum(
+        not chosen_light[n] for n in both) > 500  # the comparison is not vacuous
+    held_light = {n for n, held in chosen_light.items() if held}
+    held_heavy = {n for n, held in chosen_heavy.items() if held}
+    light_fates, heavy_fates = fates(light), fates(heavy)
+    survivors = light_fates.keys() & heavy_fates.keys()
+    assert (held_light ^ held_heavy) & survivors, "the held-frame rule never made a difference"
+    for number in survivors:  # corruption and duplication are still the frame's own
+        assert [bit for _, bit in light_fates[number]] == [bit for _, bit in heavy_fates[number]]
+
+
+def chosen_to_be_held(delivered: list[tuple[float, bytes]]) -> dict[int, bool]:
+    """For each frame whose reorder draw the output reveals: was it chosen to be held?
+
+    Without delay, a frame that was not held leaves the moment it arrives (at its
+    batch's time). A held frame leaves after its successor, or alone when
+    ``reorder_timeout`` passes. A frame that arrived while its predecessor was held
+    (and released it) was never offered the choice: unknown, left out.
+    """
+    order: list[int] = []
+    left_at: dict[int, float] = {}
+    for at, frame in delivered:
+        number = fate_number(frame)
+        if number not in left_at:
+            order.append(number)
+            left_at[number] = at
+    survivors = sorted(order)
+    position = {number: index for index, number in enumerate(order)}
+    held = {n for n in survivors
+            if left_at[n] > n // BATCH * FATE_BATCH_GAP  # timed out
+            or any(later > n for later in order[max(0, position[n] - 1):position[n]])}
+    chosen: dict[int, bool] = {}
+    previous: int | None = None
+    for number in survivors:
+        released_predecessor = (previous is not None and previous in held
+                                and left_at[previous] == number // BATCH * FATE_BATCH_GAP)
+        if number in held:
+            chosen[number] = True
+        elif not released_predecessor:
+            chosen[number] = False
+        previous = number
+    return chosen
+
+
 # --- each fault's statistics (10 000 frames) ----------------------------------------------
 
 def test_no_faults_passes_frames_through_untouched(link: MemoryLink) -> None:
