@@ -9,7 +9,8 @@ Select the loop and an unmodified asyncio application runs over the stack::
 What exists today (see docs/features.md): the wire codecs, the devices (TAP via
 io_uring or plain I/O, AF_PACKET, in-memory link, pcap, fault injection) and the
 network layer of the stack (ARP, NDP, IPv4/IPv6 with fragmentation, ICMP, UDP)
-with ``create_datagram_endpoint`` and ``loop.ping``. TCP follows.
+with ``create_datagram_endpoint`` and ``loop.ping``, and TCP with
+``create_connection``, ``create_server`` and asyncio streams (TLS included).
 """
 
 from __future__ import annotations

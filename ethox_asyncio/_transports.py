@@ -50,9 +50,11 @@ from collections import deque
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 
+from .stack.tcp.connection import TcpConnection
 from .stack.udp import UdpEndpoint
 
 if TYPE_CHECKING:
+    from ._server import EthoxServer
     from .loop import _EthoxLoopMixin
 
 EARLY_LIMIT = 256  # datagrams/errors held before reading starts (about one pump's worth)
@@ -219,3 +221,325 @@ class DatagramTransport(asyncio.DatagramTransport):
 def _set_result_unless_cancelled(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.set_result(None)
+
+
+class TcpTransport(asyncio.transports._FlowControlMixin):
+    """A stream transport over one stack TCP connection (see the module contract)."""
+
+    _start_tls_compatible = True  # loop.start_tls wraps any transport via SSLProtocol
+    # Set or provided by asyncio's _FlowControlMixin (typeshed does not declare them).
+    _extra: dict[str, Any]
+    _maybe_pause_protocol: Any
+    _maybe_resume_protocol: Any
+
+    def __init__(self, loop: _EthoxLoopMixin, protocol: asyncio.BaseProtocol,
+                 conn: TcpConnection, extra: dict[str, Any], *,
+                 waiter: asyncio.Future[None] | None = None,
+                 server: EthoxServer | None = None) -> None:
+        super().__init__(extra, loop)
+        self._loop: _EthoxLoopMixin = loop
+        self._conn = conn
+        conn.owner = self
+        conn.set_reading(False)  # until connection_made has run
+        self._protocol: Any = None
+        self._buffered = False
+        self._protocol_connected = False
+        self.set_protocol(protocol)
+        self._server = server
+        self._closing = False  # close()/abort()/a fatal error: no more reading or writing
+        self._conn_lost = 0  # connection_lost is scheduled (CPython's _conn_lost)
+        self._writes_after_close = 0
+        self._eof = False  # write_eof() was called
+        self._paused = False  # pause_reading()
+        self._reading = False  # reading started (after connection_made)
+        self._dead = False  # the connection reported EV_CLOSED
+        # Received while paused (or queued behind such data): copies, in order.
+        self._backlog: deque[bytes] = deque()
+        self._eof_pending = False
+        if server is not None:
+            server._attach(self)
+        loop.call_soon(protocol.connection_made, self)
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn_lost else "closing" if self._closing else "open"
+        peer = self._extra.get("peername")
+        return f"<ethox TcpTransport {state} peer={peer} {self._conn.state.name}>"
+
+    # --- BaseTransport ----------------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[no-any-return]
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        conn = self._conn
+        if self._backlog:  # unread data: a closed kernel socket resets (Linux tcp_close)
+            self._backlog.clear()
+            self._conn_call(conn.abort)
+        else:
+            self._conn_call(conn.close)
+        if not conn.send_buffered or self._dead:
+            self._conn_lost += 1
+            self._loop.call_soon(self._call_connection_lost, None)
+        # else: connection_lost once the buffer is acknowledged (_on_sent) or the
+        # connection fails (_on_closed).
+
+    def abort(self) -> None:
+        if self._conn_lost:
+            return
+        self._conn_call(self._conn.abort)
+        self._force_close(None)
+
+    # --- WriteTransport ---------------------------------------------------------------
+
+    def write(self, data: Any) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, "
+                            f"not {type(data).__name__!r}")
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._closing or self._dead:
+            self._writes_after_close += 1
+            if self._writes_after_close >= _WARN_AFTER_CLOSED_SENDS:
+                asyncio_logger.warning("socket.send() raised exception.")
+            return
+        if type(data) is not bytes:
+            if isinstance(data, memoryview) and data.readonly and type(data.obj) is bytes \
+                    and data.c_contiguous:
+                data = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+            else:
+                data = bytes(data)  # the caller may change it after write() returns
+        try:
+            self._conn.send(data)
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return
+        self._loop._tcp_touch(self._conn)
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data: Any) -> None:
+        items = list(list_of_data)
+        for item in items:
+            if not isinstance(item, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data argument must be a bytes-like object, "
+                                f"not {type(item).__name__!r}")
+        for item in items:
+            self.write(item)
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if not self._dead:
+            self._conn_call(self._conn.shutdown)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        return self._conn.send_buffered
+
+    # --- ReadTransport ----------------------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return not self._paused and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._conn.set_reading(False)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        if not self._reading:
+            return  # _start_reading will start it
+        self._resume_connection()
+        if self._backlog or self._eof_pending:
+            self._loop.call_soon(self._drain_backlog)
+
+    # --- internals --------------------------------------------------------------------
+
+    def _conn_call(self, method: Any) -> None:
+        """A user call on the connection (``method(now)``), then its output is due."""
+        try:
+            method(self._loop.time())
+        except OSError:
+            pass  # already closed or closing: nothing more to do on the wire
+        self._loop._tcp_touch(self._conn)
+
+    def _resume_connection(self) -> None:
+        # Also after EV_CLOSED(None): a connection in TIME-WAIT may still hold data and
+        # the EOF for the application.
+        self._conn.set_reading(True)  # held data comes back as EV_DATA (in the pump)
+        self._loop._tcp_touch(self._conn)
+
+    def _start_reading(self) -> None:
+        """Scheduled after connection_made (CPython adds the reader at this point)."""
+        self._reading = True
+        if self._closing or self._paused:
+            return
+        self._resume_connection()
+        if self._backlog or self._eof_pending:
+            self._drain_backlog()
+
+    def _drain_backlog(self) -> None:
+        backlog = self._backlog
+        while backlog and self._reading and not self._paused and not self._closing:
+            self._deliver(backlog.popleft())
+        if self._eof_pending and not backlog and self._reading and not self._paused \
+                and not self._closing:
+            self._eof_pending = False
+            self._deliver_eof()
+
+    # --- from the pump ----------------------------------------------------------------
+
+    def _on_data(self, data: bytes | memoryview) -> None:
+        if self._closing:
+            return  # a closed kernel socket's reader is gone too
+        if self._paused or self._backlog or not self._reading:
+            self._backlog.append(bytes(data))  # the frame's buffer is reused after the pump
+            return
+        self._deliver(data)
+
+    def _deliver(self, data: bytes | memoryview) -> None:
+        protocol = self._protocol
+        conn = self._conn
+        n = len(data)
+        if not self._buffered:
+            try:
+                protocol.data_received(data if type(data) is bytes else bytes(data))
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+                return
+            conn.consumed(n)
+            self._loop._tcp_touch(conn)
+            return
+        view = memoryview(data)
+        offset = 0
+        while offset < n:
+            try:
+                buf = protocol.get_buffer(n - offset)
+                if not len(buf):
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                target = memoryview(buf)
+                if target.format != "B" or target.ndim != 1:
+                    target = target.cast("B")
+                k = min(len(target), n - offset)
+                target[:k] = view[offset:offset + k]
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
+            offset += k
+            try:
+                protocol.buffer_updated(k)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+                return
+            conn.consumed(k)
+            if offset < n and (self._paused or self._closing):
+                if not self._closing:  # paused inside buffer_updated: keep the rest
+                    self._backlog.appendleft(bytes(view[offset:]))
+                break
+        self._loop._tcp_touch(conn)
+
+    def _on_eof(self) -> None:
+        if self._closing:
+            return
+        if self._paused or self._backlog or not self._reading:
+            self._eof_pending = True
+            return
+        self._deliver_eof()
+
+    def _deliver_eof(self) -> None:
+        if self._loop.get_debug():
+            asyncio_logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if not keep_open:
+            self.close()
+
+    def _on_sent(self) -> None:
+        if self._conn_lost:
+            return
+        self._maybe_resume_protocol()
+        if self._closing and not self._conn.send_buffered:
+            self._conn_lost += 1
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def _on_closed(self, exc: BaseException | None) -> None:
+        self._dead = True
+        if exc is not None:
+            self._fatal_error(exc, "Fatal error on transport")
+        elif self._closing and not self._conn_lost:
+            self._conn_lost += 1
+            self._loop.call_soon(self._call_connection_lost, None)
+        # else an orderly end both ways while the application still holds the
+        # transport (write_eof + a true eof_received): like a kernel socket in TIME-WAIT,
+        # it stays open until close().
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport"
+                     ) -> None:
+        """CPython's ``_SelectorTransport._fatal_error``."""
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                asyncio_logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                "message": message, "exception": exc, "transport": self,
+                "protocol": self._protocol})
+        self._force_close(exc)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._conn_lost:
+            return
+        self._backlog.clear()
+        self._eof_pending = False
+        self._closing = True
+        if not self._dead:
+            self._conn_call(self._conn.close)  # a kernel socket's close()
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            if self._conn.owner is self:
+                self._conn.owner = None  # what the orphan still reports goes nowhere
+            server = self._server
+            if server is not None:
+                self._server = None
+                server._detach(self)

@@ -3,9 +3,11 @@
 Contract: each subcommand is a function ``cmd_<name>(args) -> int`` returning the
 process exit status; user errors print one line to stderr and return 2, never a
 traceback or a warning (a device that fails to open included). Ctrl-C ends ``ping``
-with its statistics and ``echo`` quietly. ``ping`` and ``echo`` run the stack on
-the ethox loop (IPv4 and IPv6);
-``run`` and ``bench`` come with the issues that build them.
+with its statistics and ``echo`` quietly. ``ping``, ``echo`` (UDP and TCP) and
+``connect`` (a netcat-like TCP client: stdin to the connection, the replies to
+stdout, a half-close at the end of stdin, exit at the peer's EOF) run the stack on
+the ethox loop (IPv4 and IPv6); ``run`` and ``bench`` come with the issues that
+build them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import inspect
 import os
 import signal
 import sys
+import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -173,18 +176,45 @@ class _UdpEcho(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
+class _TcpEcho(asyncio.Protocol):
+    """Echo with back-pressure: stop reading while the peer does not read our replies."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def eof_received(self) -> bool:
+        return False  # close once the echo is sent
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+
 def cmd_echo(args: argparse.Namespace) -> int:
     config = _stack_config(args)
+    udp, tcp = (args.udp, args.tcp) if args.udp or args.tcp else (True, True)
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
-        transports = []
-        for address in config.addresses:
-            transport, _ = await loop.create_datagram_endpoint(
-                _UdpEcho, local_addr=(str(address.ip), args.port))
-            transports.append(transport)
-            shown = f"[{address.ip}]" if address.version == 6 else str(address.ip)
-            print(f"UDP echo on {shown}:{args.port}", flush=True)
+        closers: list[Any] = []
+        for proto, wanted in (("UDP", udp), ("TCP", tcp)):
+            if not wanted:
+                continue
+            for address in config.addresses:
+                if proto == "UDP":
+                    transport, _ = await loop.create_datagram_endpoint(
+                        _UdpEcho, local_addr=(str(address.ip), args.port))
+                    closers.append(transport)
+                else:
+                    closers.append(await loop.create_server(_TcpEcho, str(address.ip),
+                                                            args.port))
+                shown = f"[{address.ip}]" if address.version == 6 else str(address.ip)
+                print(f"{proto} echo on {shown}:{args.port}", flush=True)
         stop = asyncio.Event()
         # Ctrl-C arrives as KeyboardInterrupt through asyncio.Runner; SIGTERM (service
         # managers, and background jobs, which start with SIGINT ignored) stops us too.
@@ -192,8 +222,8 @@ def cmd_echo(args: argparse.Namespace) -> int:
         try:
             await stop.wait()
         finally:
-            for transport in transports:
-                transport.close()
+            for closer in closers:
+                closer.close()
         print("stopped", flush=True)
         return 0
 
@@ -202,6 +232,68 @@ def cmd_echo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopped (interrupted)", flush=True)
         return 0
+
+
+def _read_stdin(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes]) -> None:
+    """In a daemon thread (stdin may be a terminal, a pipe or a file): b"" at the end."""
+    fd = sys.stdin.fileno()
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            chunk = b""
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
+        except RuntimeError:  # the loop is closed: we are exiting
+            return
+        if not chunk:
+            return
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    config = _stack_config(args)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(args.host, args.port), args.timeout)
+        except (OSError, TimeoutError) as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            print(f"ethox-asyncio connect: {args.host} port {args.port}: {reason}",
+                  file=sys.stderr)
+            return 1
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4)
+        threading.Thread(target=_read_stdin, args=(loop, queue), daemon=True,
+                         name="ethox-stdin").start()
+
+        async def upload() -> None:
+            try:
+                while chunk := await queue.get():
+                    writer.write(chunk)
+                    await writer.drain()
+                writer.write_eof()  # end of stdin: half-close, keep reading the replies
+            except ConnectionError:
+                pass  # reported by the reading side
+
+        sender = asyncio.ensure_future(upload())
+        out = sys.stdout.buffer
+        try:
+            while chunk := await reader.read(65536):
+                out.write(chunk)
+                out.flush()
+        except ConnectionError as exc:
+            print(f"ethox-asyncio connect: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            sender.cancel()
+            writer.close()
+        return 0
+
+    try:
+        return _run_on_stack(main(), config, args)
+    except KeyboardInterrupt:
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,12 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("-W", "--timeout", type=float, default=1.0)
     ping.set_defaults(func=cmd_ping)
 
-    echo = sub.add_parser("echo", help="serve UDP echo over the stack until interrupted")
+    echo = sub.add_parser("echo", help="serve UDP and TCP echo over the stack until "
+                                       "interrupted")
     _add_device_options(echo)
     echo.add_argument("--port", type=int, default=7)
-    echo.add_argument("--udp", action="store_true", default=True,
-                      help="serve UDP (the default; TCP echo comes with TCP)")
+    echo.add_argument("--udp", action="store_true", help="serve UDP (without --tcp: only UDP)")
+    echo.add_argument("--tcp", action="store_true", help="serve TCP (without --udp: only TCP)")
     echo.set_defaults(func=cmd_echo)
+
+    connect = sub.add_parser("connect", help="netcat-like: a TCP connection over the stack, "
+                                             "stdin to it and its replies to stdout")
+    _add_device_options(connect)
+    connect.add_argument("host", help="numeric IPv4 or IPv6 address")
+    connect.add_argument("port", type=int)
+    connect.add_argument("-w", "--timeout", type=float, default=10.0,
+                         help="seconds to wait for the connection (default 10)")
+    connect.set_defaults(func=cmd_connect)
 
     netns = sub.add_parser("netns", help="create or remove a network namespace where the Linux "
                                          "kernel is the stack's peer (root)")

@@ -17,30 +17,55 @@ Contract:
   (127.0.0.0/8, ::1), or ``family`` is ``AF_UNIX``; those stay on the kernel.
   Only numeric addresses (and ``localhost``) are accepted for the stack: the
   kernel resolver is never asked about them.
-- A device that disappears (``DeviceGone``) is reported through the loop's
-  exception handler and every endpoint's ``error_received``; the loop keeps
-  running.
+- Routing rule for TCP: ``create_connection`` goes over the stack unless it passes
+  ``sock=``, ``AF_UNIX``, no host or a loopback host; ``create_server`` unless it
+  passes ``sock=``, ``AF_UNIX`` or loopback hosts (``host=None``: the wildcard of
+  both families, as CPython binds every family). Numeric hosts only, as above.
+  Transports are :class:`~._transports.TcpTransport`; servers are
+  :class:`~._server.EthoxServer` (``asyncio.AbstractServer``; ``sockets`` holds
+  :class:`~._server.ListenerSocket` objects).
+  ``ssl=`` and ``start_tls`` wrap our transport in ``asyncio.sslproto``.
+- TCP data events point into the received frames: they are dispatched after every
+  ``receive()`` batch, before the device reuses its buffers. A received frame whose
+  handling raises is reported to the exception handler; the rest of the batch goes on.
+- A device that disappears (``DeviceGone``) is reported once through the loop's
+  exception handler, every endpoint's ``error_received`` and every TCP transport's
+  ``connection_lost``; the loop keeps running (later pumps do nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import asyncio.unix_events
 import errno
+import inspect
 import ipaddress
 import itertools
+import os
 import socket
+import ssl as ssl_module
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._transports import DatagramTransport
+from ._server import EthoxServer, _Connector, _ListenSpec
+from ._transports import DatagramTransport, TcpTransport
 from .config import StackConfig
 from .device.base import Device, DeviceError
 from .device.pcap import PcapWriter
 from .device.spec import open_device
 from .device.vnet import FLAG_DATA_VALID, FLAG_NEEDS_CSUM, NO_OFFLOAD, VNET_HDR_LEN
 from .stack.interface import EchoReply, Interface, InterfaceConfig, UdpDatagram, UdpError
+from .stack.tcp.connection import (
+    EV_ACCEPT,
+    EV_CLOSED,
+    EV_DATA,
+    EV_EOF,
+    EV_ESTABLISHED,
+    EV_SENT,
+    TcpConnection,
+)
 from .stack.udp import UdpEndpoint
 
 try:
@@ -101,12 +126,15 @@ class _EthoxLoopMixin(_LoopBase):
         self._stack = Interface(InterfaceConfig(
             mac=config.mac, addresses=config.addresses,
             gateways=config.gateways,
-            mtu=min(config.mtu, device.capabilities.mtu)))
+            mtu=min(config.mtu, device.capabilities.mtu),
+            secret=os.urandom(32)))  # keys TCP ISNs and ephemeral ports (RFC 6528, 6056)
         self._pump_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pings: dict[tuple[int, int], asyncio.Future[float]] = {}
         self._ping_ident = itertools.count(0x4500)
+        self._device_gone = False
+        self._collecting = False  # inside a pump, before its egress
         self.add_reader(device.fileno(), self._pump)
         self._schedule_pump()  # gratuitous ARP is queued at start
 
@@ -118,11 +146,19 @@ class _EthoxLoopMixin(_LoopBase):
 
     def _pump(self) -> None:
         self._pump_handle = None
+        if self._device_gone:
+            return  # reported once by _device_failed; every pump would fail the same way
         now: float = self.time()
         try:
-            self._receive_batch(now)
-            self._dispatch_events()
+            self._collecting = True  # user calls from the protocols: this egress sends
+            try:
+                self._receive_batch(now)
+                self._dispatch_events()
+            finally:
+                self._collecting = False
             self._transmit_batch(now)
+            if self._stack.events:  # timers that ran in egress (a TCP timeout...)
+                self._dispatch_events()
         except DeviceError as exc:
             self._device_failed(exc)
             return
@@ -140,19 +176,28 @@ class _EthoxLoopMixin(_LoopBase):
                 break
             received += len(frames)
             for frame in frames:
-                if vnet:
-                    flags = frame[0]
-                    # The kernel validated or will not have computed the checksum
-                    # (NEEDS_CSUM: it trusted its own sender); either way do not verify.
-                    frame = frame[VNET_HDR_LEN:]
+                try:
+                    if vnet:
+                        flags = frame[0]
+                        # The kernel validated or will not have computed the checksum
+                        # (NEEDS_CSUM: it trusted its own sender); either way do not
+                        # verify.
+                        frame = frame[VNET_HDR_LEN:]
+                        if self._pcap is not None:
+                            self._pcap.write(frame, time.time())
+                        stack.ingress(frame, now, checksum_verified=bool(
+                            flags & (FLAG_NEEDS_CSUM | FLAG_DATA_VALID)))
+                        continue
                     if self._pcap is not None:
                         self._pcap.write(frame, time.time())
-                    stack.ingress(frame, now, checksum_verified=bool(
-                        flags & (FLAG_NEEDS_CSUM | FLAG_DATA_VALID)))
-                    continue
-                if self._pcap is not None:
-                    self._pcap.write(frame, time.time())
-                stack.ingress(frame, now)
+                    stack.ingress(frame, now)
+                except Exception as exc:  # one bad frame must not cost the rest of the batch
+                    self.call_exception_handler({
+                        "message": "ethox_asyncio: error in the pump",  # (one frame)
+                        "exception": exc})
+            # TCP data events point into these frames' buffers, which the next
+            # receive() reuses: hand them to the protocols now.
+            self._dispatch_events()
 
     def _transmit_batch(self, now: float) -> None:
         frames = self._stack.egress(now, TX_BUDGET)
@@ -171,7 +216,14 @@ class _EthoxLoopMixin(_LoopBase):
         events = self._stack.events
         while events:
             event = events.popleft()
-            if isinstance(event, UdpDatagram):
+            if type(event) is tuple:  # type: ignore[comparison-overlap]
+                try:
+                    self._dispatch_tcp(*event)
+                except Exception as exc:  # a bug here must not lose the other events
+                    self.call_exception_handler({
+                        "message": f"ethox_asyncio: error dispatching {event[0]}",
+                        "exception": exc})
+            elif isinstance(event, UdpDatagram):
                 transport = event.endpoint.owner
                 if isinstance(transport, DatagramTransport):
                     transport._deliver(event.data, event.src)
@@ -184,6 +236,25 @@ class _EthoxLoopMixin(_LoopBase):
                 if future is not None and not future.done():
                     # perf_counter, not loop.time(): uvloop's clock has 1 ms resolution.
                     future.set_result(time.perf_counter())
+
+    def _dispatch_tcp(self, kind: str, obj: Any, arg: Any) -> None:
+        owner = obj.owner
+        if isinstance(owner, TcpTransport):
+            if kind == EV_DATA:
+                owner._on_data(arg)
+            elif kind == EV_SENT:
+                owner._on_sent()
+            elif kind == EV_EOF:
+                owner._on_eof()
+            elif kind == EV_CLOSED:
+                owner._on_closed(arg)
+        elif isinstance(owner, _Connector):
+            if kind == EV_ESTABLISHED:
+                owner.established()
+            elif kind == EV_CLOSED:
+                owner.closed(arg)
+        elif isinstance(owner, EthoxServer) and kind == EV_ACCEPT:
+            owner._accept(obj, arg)
 
     def _rearm_timer(self) -> None:
         deadlines = [d for d in (self._stack.poll_at(), _device_poll_at(self._device))
@@ -204,12 +275,19 @@ class _EthoxLoopMixin(_LoopBase):
         self._pump()
 
     def _device_failed(self, exc: DeviceError) -> None:
+        self._device_gone = True
         self.remove_reader(self._device.fileno())
         self.call_exception_handler({
             "message": f"ethox_asyncio: device failed: {exc}", "exception": exc})
         for endpoint in list(self._stack.udp.endpoints()):
             if isinstance(endpoint.owner, DatagramTransport):
                 endpoint.owner.abort_with(exc)
+        for conn in list(self._stack.tcp.connections.values()):
+            owner = conn.owner
+            if isinstance(owner, TcpTransport):
+                owner._on_closed(exc)
+            elif isinstance(owner, _Connector):
+                owner.closed(exc)
 
     # --- UDP ----------------------------------------------------------------------------
 
@@ -292,6 +370,252 @@ class _EthoxLoopMixin(_LoopBase):
                 endpoint.set_local_address(self._stack.source_address(remote))
             table.connect(endpoint, remote, int(remote_addr[1]))
         return endpoint
+
+    # --- TCP ----------------------------------------------------------------------------
+
+    def _tcp_touch(self, conn: TcpConnection) -> None:
+        """After a user call on ``conn``: its output is due, and so may be events."""
+        self._stack.tcp.touch(conn)
+        if not self._collecting:
+            self._schedule_pump()
+
+    def _tcp_extra(self, conn: TcpConnection) -> dict[str, Any]:
+        # The host's four-tuple table (a read of its private index: the connection does
+        # not carry its addresses); valid while the connection is in the table.
+        return self._tcp_extra_of(*self._stack.tcp.four_tuple(conn))
+
+    @staticmethod
+    def _tcp_extra_of(family: int, local: int, local_port: int, remote: int,
+                      remote_port: int) -> dict[str, Any]:
+        if family == 6:
+            return {"socket": None,
+                    "sockname": (str(ipaddress.IPv6Address(local)), local_port, 0, 0),
+                    "peername": (str(ipaddress.IPv6Address(remote)), remote_port, 0, 0)}
+        return {"socket": None,
+                "sockname": (str(ipaddress.IPv4Address(local)), local_port),
+                "peername": (str(ipaddress.IPv4Address(remote)), remote_port)}
+
+    async def create_connection(  # type: ignore[override]
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str | None = None,
+        port: int | str | None = None, *, ssl: Any = None, family: int = 0, proto: int = 0,
+        flags: int = 0, sock: socket.socket | None = None, local_addr: Any = None,
+        server_hostname: str | None = None, ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None, happy_eyeballs_delay: float | None = None,
+        interleave: int | None = None, all_errors: bool = False,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """Over the stack unless ``sock=``, ``AF_UNIX``, no host or a loopback host (then
+        the base loop's, unchanged). Numeric hosts only; one address, so
+        ``happy_eyeballs_delay``, ``interleave`` and ``all_errors`` change nothing."""
+        if sock is not None or family == socket.AF_UNIX or host is None \
+                or _is_loopback(host):
+            kwargs: dict[str, Any] = dict(ssl=ssl, family=family, proto=proto, flags=flags,
+                                          sock=sock, local_addr=local_addr,
+                                          server_hostname=server_hostname,
+                                          ssl_handshake_timeout=ssl_handshake_timeout,
+                                          ssl_shutdown_timeout=ssl_shutdown_timeout)
+            for name, value in (("happy_eyeballs_delay", happy_eyeballs_delay),
+                                ("interleave", interleave), ("all_errors", all_errors)):
+                if value:  # not every base loop takes them (uvloop does not)
+                    kwargs[name] = value
+            result: tuple[asyncio.Transport, asyncio.BaseProtocol] = (
+                await super().create_connection(
+                    protocol_factory, host, port, **kwargs))  # type: ignore[arg-type]
+            return result
+        if server_hostname is not None and not ssl:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if server_hostname is None and ssl:
+            server_hostname = host
+        if ssl_handshake_timeout is not None and not ssl:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and not ssl:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        conn, connector = self._tcp_connect(host, port, family, local_addr)
+        extra = self._tcp_extra(conn)  # now: the connection may be gone when it fails
+        try:
+            await connector.future
+        except BaseException:
+            if conn.owner is connector:  # cancelled while connecting
+                conn.abort(self.time())
+                self._tcp_touch(conn)
+            raise
+        try:
+            protocol = protocol_factory()
+        except BaseException:
+            conn.abort(self.time())
+            self._tcp_touch(conn)
+            raise
+        waiter: asyncio.Future[None] = self.create_future()
+        transport: asyncio.Transport
+        if ssl:
+            ssl_protocol = asyncio.sslproto.SSLProtocol(
+                self, protocol, None if isinstance(ssl, bool) else ssl,  # type: ignore[arg-type]
+                waiter, server_side=False, server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
+                ssl_shutdown_timeout=ssl_shutdown_timeout)
+            raw = TcpTransport(self, ssl_protocol, conn, extra)
+            transport = ssl_protocol._app_transport
+        else:
+            raw = transport = TcpTransport(self, protocol, conn, extra, waiter=waiter)
+        if connector.closed_with:  # failed between the handshake and now
+            raw._on_closed(connector.closed_with[0])
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return transport, protocol
+
+    async def start_tls(
+        self, transport: asyncio.BaseTransport, protocol: asyncio.BaseProtocol,
+        sslcontext: Any, *, server_side: bool = False, server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None, ssl_shutdown_timeout: float | None = None,
+    ) -> asyncio.Transport | None:
+        """CPython's ``start_tls`` for our transports (uvloop's accepts only its own);
+        anything else goes to the base loop."""
+        if not isinstance(transport, TcpTransport):
+            result: asyncio.Transport | None = await super().start_tls(
+                transport, protocol, sslcontext, server_side=server_side,  # type: ignore[arg-type]
+                server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout)
+            return result
+        if not isinstance(sslcontext, ssl_module.SSLContext):
+            raise TypeError(f"sslcontext is expected to be an instance of ssl.SSLContext, "
+                            f"got {sslcontext!r}")
+        waiter: asyncio.Future[None] = self.create_future()
+        ssl_protocol = asyncio.sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
+            ssl_shutdown_timeout=ssl_shutdown_timeout, call_connection_made=False)
+        # Pause early so that "ssl_protocol" has data to read only after connection_made.
+        transport.pause_reading()
+        transport.set_protocol(ssl_protocol)
+        made = self.call_soon(ssl_protocol.connection_made, transport)
+        resume = self.call_soon(transport.resume_reading)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            made.cancel()
+            resume.cancel()
+            raise
+        return ssl_protocol._app_transport
+
+    def _tcp_connect(self, host: str, port: Any, family: int, local_addr: Any
+                     ) -> tuple[TcpConnection, _Connector]:
+        if family not in (0, socket.AF_INET, socket.AF_INET6):
+            raise OSError(errno.EAFNOSUPPORT, "ethox_asyncio: only IPv4 and IPv6 connections "
+                                              "go over the stack")
+        remote = ipaddress.ip_address(_numeric(host))
+        version = remote.version
+        if family not in (0, socket.AF_INET if version == 4 else socket.AF_INET6):
+            raise socket.gaierror(socket.EAI_ADDRFAMILY,
+                                  "Address family for hostname not supported")
+        remote_port = int(port or 0)
+        local_port = 0
+        source: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+        if local_addr is not None:
+            source = ipaddress.ip_address(_numeric(local_addr[0]))
+            local_port = int(local_addr[1] or 0)
+            if source.version != version:
+                raise OSError(errno.EAFNOSUPPORT, f"{source} is not an IPv{version} address")
+            if source.is_unspecified:
+                source = None
+            elif source not in self._stack.local_addresses:
+                raise OSError(errno.EADDRNOTAVAIL,
+                              f"error while attempting to bind on address {local_addr!r}: "
+                              "cannot assign requested address")
+        if self._stack.routes.lookup(remote) is None:
+            raise OSError(errno.ENETUNREACH, "Network is unreachable")
+        if source is None:
+            source = self._stack.source_address(remote)
+        connector = _Connector(self.create_future())
+        conn = self._stack.tcp.connect(version, int(source), local_port, int(remote),
+                                       remote_port, self.time(), owner=connector)
+        conn.set_reading(False)  # until the transport's connection_made has run
+        self._tcp_touch(conn)
+        return conn, connector
+
+    async def create_server(  # type: ignore[override]
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | list[str] | None = None, port: int | str | None = None, *,
+        family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
+        sock: socket.socket | None = None, backlog: int = 100, ssl: Any = None,
+        reuse_address: bool | None = None, reuse_port: bool | None = None,
+        keep_alive: bool | None = None, ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
+    ) -> asyncio.AbstractServer:
+        """Over the stack unless ``sock=``, ``AF_UNIX`` or loopback hosts (then the base
+        loop's). ``host=None`` or ``""``: the wildcard of every family (``0.0.0.0`` and
+        ``::``, each with its own port when ``port`` is 0, as CPython binds them)."""
+        hosts: list[str | None] = [host] if host is None or isinstance(host, str) \
+            else list(host)
+        loopback = [h for h in hosts if h and _is_loopback(h)]
+        if sock is not None or family == socket.AF_UNIX or loopback:
+            if len(loopback) != len(hosts) and sock is None and family != socket.AF_UNIX:
+                raise ValueError("ethox_asyncio: a server cannot mix loopback hosts (kernel) "
+                                 "and stack hosts")
+            kwargs: dict[str, Any] = dict(
+                family=family, flags=flags, sock=sock, backlog=backlog, ssl=ssl,
+                reuse_address=reuse_address, reuse_port=reuse_port,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving)
+            if keep_alive is not None:
+                kwargs["keep_alive"] = keep_alive
+            server: asyncio.AbstractServer = await super().create_server(
+                protocol_factory, host, port, **kwargs)  # type: ignore[arg-type]
+            return server
+        if isinstance(ssl, bool):
+            raise TypeError("ssl argument must be an SSLContext or None")
+        if ssl_handshake_timeout is not None and ssl is None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and ssl is None:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
+            raise OSError(errno.EAFNOSUPPORT, "ethox_asyncio: only IPv4 and IPv6 servers go "
+                                              "over the stack")
+        versions = [v for v, af in ((4, socket.AF_INET), (6, socket.AF_INET6))
+                    if family in (socket.AF_UNSPEC, af)]
+        binds: list[tuple[int, ipaddress.IPv4Address | ipaddress.IPv6Address]] = []
+        for name in hosts:
+            if not name:
+                binds.extend((v, ipaddress.ip_address("::" if v == 6 else "0.0.0.0"))
+                             for v in versions)
+                continue
+            address = ipaddress.ip_address(_numeric(name))
+            if address.version not in versions:
+                raise socket.gaierror(socket.EAI_ADDRFAMILY,
+                                      "Address family for hostname not supported")
+            if not address.is_unspecified and address not in self._stack.local_addresses:
+                raise OSError(errno.EADDRNOTAVAIL,
+                              f"error while attempting to bind on address "
+                              f"{(str(address), int(port or 0))!r}: cannot assign requested "
+                              "address")
+            binds.append((address.version, address))
+        tcp = self._stack.tcp
+        specs: list[_ListenSpec] = []
+        try:
+            for version, address in dict.fromkeys(binds):
+                try:
+                    listener = tcp.listen(version, int(address), int(port or 0), backlog)
+                except OSError as err:
+                    raise OSError(err.errno, f"error while attempting to bind on address "
+                                             f"{(str(address), int(port or 0))!r}: "
+                                             f"address already in use") from None
+                specs.append(_ListenSpec(version, address, listener.local_port, listener))
+        except BaseException:
+            for spec in specs:
+                tcp.close_listener(spec.listener, self.time())  # type: ignore[arg-type]
+            raise
+        stack_server = EthoxServer(self, specs, protocol_factory, ssl, backlog,
+                               ssl_handshake_timeout, ssl_shutdown_timeout)
+        if start_serving:
+            stack_server._start_serving()
+            await asyncio.sleep(0)  # as CPython's create_server
+        else:
+            for spec in specs:  # bound, not listening: a SYN is refused until start_serving
+                tcp.close_listener(spec.listener, self.time())  # type: ignore[arg-type]
+                spec.listener = None
+        return stack_server
 
     # --- name resolution --------------------------------------------------------------
 
@@ -410,10 +734,17 @@ def new_event_loop(config: StackConfig | None = None, *, device: Device | None =
 def run(main: Coroutine[Any, Any, _T], *, config: StackConfig | None = None,
         device: Device | None = None, base: str = "uvloop", debug: bool | None = None) -> _T:
     """``asyncio.run(main)`` on a new ethox loop."""
-    with asyncio.Runner(debug=debug,
-                        loop_factory=lambda: new_event_loop(config, device=device,
-                                                            base=base)) as runner:
-        return runner.run(main)
+    try:
+        with asyncio.Runner(debug=debug,
+                            loop_factory=lambda: new_event_loop(config, device=device,
+                                                                base=base)) as runner:
+            return runner.run(main)
+    finally:
+        # The loop could not be made (no device...): main never ran; close it so that
+        # no "coroutine was never awaited" warning follows the real error.
+        if inspect.iscoroutine(main) and \
+                inspect.getcoroutinestate(main) == inspect.CORO_CREATED:
+            main.close()
 
 
 # Policies are deprecated in 3.14 and go away in 3.16; the private base class is used so

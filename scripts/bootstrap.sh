@@ -26,6 +26,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${ETHOX_SKIP_A
   command -v socat   >/dev/null 2>&1 || missing+=(socat)
   command -v nc      >/dev/null 2>&1 || missing+=(netcat-openbsd)
   command -v curl    >/dev/null 2>&1 || missing+=(curl)
+  command -v nft     >/dev/null 2>&1 || missing+=(nftables)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "bootstrap: installing Debian packages: ${missing[*]}"
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections

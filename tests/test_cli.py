@@ -156,3 +156,24 @@ def test_ping_interrupted_prints_statistics_without_a_traceback() -> None:
     assert "--- 198.18.0.1 ping statistics ---" in out
     assert ", 0 received, 100% packet loss" in out
     assert process.returncode == 1  # no reply, as ping(8)
+
+
+def test_help_lists_connect_and_echo_serves_tcp() -> None:
+    result = subprocess.run([sys.executable, "-m", "ethox_asyncio", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "connect" in result.stdout and "UDP and TCP echo" in result.stdout
+
+
+def test_connect_to_a_missing_interface_is_a_one_line_error() -> None:
+    result = run_cli("connect", "--device", "packet:missing0", "--address", "198.18.0.2/24",
+                     "198.18.0.1", "80")
+    assert_one_line_error(result, "connect")
+
+
+def test_connect_that_times_out_says_so_and_exits_1() -> None:
+    # The memory device has no peer: ARP is never answered, the SYN never leaves.
+    result = run_cli("connect", "--device", "memory", "--address", "198.18.0.2/24",
+                     "-w", "0.3", "198.18.0.1", "80")
+    assert result.returncode == 1, result
+    assert result.stderr.strip() == "ethox-asyncio connect: 198.18.0.1 port 80: timed out"
+    assert result.stdout == ""
