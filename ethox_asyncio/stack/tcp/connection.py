@@ -79,6 +79,8 @@ _NEED_RESET = frozenset({_S.SYN_RECEIVED, _S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_
                          _S.CLOSE_WAIT})  # Linux tcp_need_reset; RFC 9293 §3.10.5 ABORT
 _RST_MINUS_ONE = frozenset({_S.CLOSE_WAIT, _S.LAST_ACK, _S.CLOSING})  # Linux tcp_reset_check
 _KEEPALIVE_STATES = frozenset({_S.ESTABLISHED, _S.CLOSE_WAIT, _S.FIN_WAIT_2})
+_ACK_QUEUE_STATES = SYNCHRONIZED  # where an owed ACK is a plain ACK (not a SYN-ACK)
+_ACK_QUEUE_LIMIT = 64  # ACKs built ahead for a batching caller; beyond, they coalesce
 
 
 class TcpConnection(Sender):
@@ -335,7 +337,17 @@ class TcpConnection(Sender):
     # -- inbound ---------------------------------------------------------------------------
 
     def on_segment(self, seg: Segment, now: float) -> None:
-        """Process one segment of this connection's four-tuple (never raises)."""
+        """Process one segment of this connection's four-tuple (never raises).
+
+        Call :meth:`output` after each one. If the glue batches several segments before
+        calling it, an ACK still owed for the previous segment is built now (with the
+        state that segment left), so each segment that deserves an immediate ACK gets
+        its own, as Linux sends them per packet (RFC 5681 §4.2: a duplicate ACK per
+        out-of-order segment, an ACK at least every second full-sized one).
+        """
+        if self._ack_now and self._state in _ACK_QUEUE_STATES \
+                and len(self._ctl_out) < _ACK_QUEUE_LIMIT:
+            self._ctl_out.append(self._segment(self.snd_max, 0, b"", self._sack(), now))
         if self._state is _S.ESTABLISHED:
             self._on_segment_established(seg, now)
         else:

@@ -262,7 +262,10 @@ class Sender(Receiver):
         inflight = (self.snd_max - snd_una) & MASK32
         if inflight < avail:
             avail = inflight  # never new data here: only what was sent before
-        n = self.smss if self.smss < avail else avail
+        sack = self._sack()
+        # The MSS bounds data and options together (RFC 9293 §3.7.1, RFC 6691).
+        limit = self.smss - (4 + 8 * len(sack) if sack else 0)
+        n = limit if limit < avail else avail
         flags = 0
         if n > 0 and n == avail:
             flags = PSH
@@ -273,7 +276,7 @@ class Sender(Receiver):
         if n <= 0 and not flags & FIN:
             return False
         payload = self._sndbuf.peek(off, n) if n > 0 else b""
-        out.append(self._segment(snd_una, flags, payload, self._sack(), now))
+        out.append(self._segment(snd_una, flags, payload, sack, now))
         end = (snd_una + (n if n > 0 else 0) + (flags & FIN)) & MASK32
         if ((end - self.snd_nxt - 1) & MASK32) < HALF32 - 1:  # seq_gt(end, snd_nxt)
             self.snd_nxt = end

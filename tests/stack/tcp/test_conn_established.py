@@ -359,3 +359,31 @@ def test_mutable_data_is_copied_immutable_kept() -> None:
     conn.send(buf)
     buf[:] = b"changed"
     check(recv_one(conn, 1.0), payload=b"mutable")
+
+
+def test_batched_segments_each_get_their_immediate_ack() -> None:
+    # A caller that feeds several segments before output() still gets one duplicate ACK
+    # per out-of-order segment and an ACK every second full-sized one (RFC 5681 §4.2).
+    conn = established(sack=True)
+    for i in range(3):
+        send(conn, seg(r(1461 + i * 1460), l(1), "", b"o" * 1460), 1.0)
+    acks = recv(conn, 1.0)
+    assert [s.ack for s in acks] == [r(1)] * 3
+    assert [len(s.sack_blocks[0]) for s in acks] == [2, 2, 2]
+    assert acks[0].sack_blocks[0][1] == r(2921) and acks[2].sack_blocks[0][1] == r(5841)
+    conn2 = established()
+    for i in range(4):
+        send(conn2, seg(r(1 + i * 1460), l(1), "", b"i" * 1460), 1.0)
+    assert [s.ack for s in recv(conn2, 1.0)] == [r(2921), r(5841)]
+
+
+def test_retransmission_with_sack_blocks_fits_the_mss() -> None:
+    conn = established(sack=True, ts=True)
+    conn.send(bytes(3 * 1448))
+    assert [len(s.payload) for s in recv(conn, 1.0)] == [1448] * 3
+    send(conn, seg(r(101), l(1), "", b"x" * 100, ts=(1001, 1000)), 1.0)
+    recv(conn, 1.0)
+    tick(conn, conn.poll_at() or 0.0)
+    rtx = recv(conn, conn.rtt.rto + 1.0)[0]
+    assert rtx.seq == l(1) and rtx.sack_blocks
+    assert rtx.header_len - 20 + len(rtx.payload) <= 1460  # RFC 6691: options count
