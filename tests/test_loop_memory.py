@@ -478,3 +478,39 @@ def test_held_arrivals_stop_at_close(
     events = loop.run_until_complete(asyncio.wait_for(main(), 10))
     assert events == (["made", "lost"] if when == "cancelled-create"
                       else ["made", ("data", b"early 0"), "lost"])
+
+
+def test_sendto_misuse_raises_or_reports_clear_errors(
+        loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    """API misuse raises naming the problem (TypeError, ValueError) as CPython does;
+    what the kernel would refuse in sendto() reaches error_received with its errno."""
+    import errno
+
+    loop, _ = loop_and_peer
+
+    async def main() -> list[Exception]:
+        unconnected, protocol = await loop.create_datagram_endpoint(
+            Collector, local_addr=(OURS, 0))
+        with pytest.raises(TypeError, match="bytes-like object, not 'str'"):
+            unconnected.sendto("text", ("198.18.0.1", 7))  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="needs an address on an unconnected transport"):
+            unconnected.sendto(b"x")
+        unconnected.sendto(b"x", ("fd00::1", 7))  # wrong family: EAFNOSUPPORT
+        unconnected.sendto(b"x", ("198.18.0.255", 7))  # broadcast without permission
+        connected, _ = await loop.create_datagram_endpoint(
+            Collector, remote_addr=("198.18.0.1", 7))
+        with pytest.raises(ValueError, match="Invalid address: must be None or"):
+            connected.sendto(b"x", ("198.18.0.1", 8))  # right host, wrong port
+        with pytest.raises(ValueError, match="Invalid address: must be None or"):
+            connected.sendto(b"x", ("198.18.0.3", 7))  # wrong host, right port
+        connected.sendto(b"x", ("198.18.0.1", 7))  # the peer itself is fine
+        await asyncio.sleep(0.02)
+        unconnected.close()
+        connected.close()
+        return protocol.errors
+
+    errors = loop.run_until_complete(main())
+    assert [(type(e), e.errno) for e in errors] == [
+        (OSError, errno.EAFNOSUPPORT), (PermissionError, errno.EACCES)]
+    assert "fd00::1 is not an IPv4 address" in str(errors[0])
+    assert "broadcast needs allow_broadcast=True" in str(errors[1])

@@ -146,9 +146,9 @@ def may_send_icmpv4_error(*, dst_is_broadcast_or_multicast: bool, src: IPv4Addre
                 or src.is_multicast or src in _CLASS_E)
 
 
-def may_send_icmpv6_error(*, error_type: int, error_code: int, dst: IPv6Address,
-                          src: IPv6Address, is_icmp_error: bool, link_multicast: bool) -> bool:
-    """RFC 4443 §2.4 (e): whether error ``error_type``/``error_code`` may be sent.
+def may_send_icmpv6_error(*, error_type: int, dst: IPv6Address, src: IPv6Address,
+                          is_icmp_error: bool, link_multicast: bool) -> bool:
+    """RFC 4443 §2.4 (e): whether an error of type ``error_type`` may be sent.
 
     Never in response to an ICMPv6 error or a Redirect (``is_icmp_error`` covers
     both, e.1 and e.2); not for a packet to a multicast address (e.3) or sent as a

@@ -113,8 +113,8 @@ class IpHost:
         """Build the IP packet(s) and route them out; raises OSError (no route...)."""
         raise NotImplementedError
 
-    def _may_send_error(self, offending: bytes | memoryview, link_multicast: bool, error_type: int,
-                        error_code: int) -> bool:
+    def _may_send_error(self, offending: bytes | memoryview, link_multicast: bool,
+                        error_type: int) -> bool:
         """The family's RFC rule for an ICMP error about ``offending``."""
         raise NotImplementedError
 
@@ -255,21 +255,21 @@ class IpHost:
 
     def _send_icmp_error(self, offending: bytes | memoryview | None,
                          build: Callable[[bytes, IpAddress, IpAddress], bytes], *,
-                         error_type: int, error_code: int, link_multicast: bool,
+                         error_type: int, link_multicast: bool,
                          caps: ChecksumCaps, now: float,
-                         udp_datagram: bytes | memoryview | None = None) -> bool:
+                         udp_datagram: bytes | memoryview | None = None) -> None:
         """An ICMP error about ``offending`` (an IP packet, first fragment if any;
         None: nothing may be quoted): the family's rules, then the shared rate
         limit, then :meth:`_answer`. ``build(quote, src, dst)`` returns the ICMP
         message's bytes; ``udp_datagram`` is the whole (reassembled) UDP datagram
         when known, for the quoted checksum (:meth:`_with_udp_checksum`)."""
         if offending is None or not self._may_send_error(offending, link_multicast,
-                                                          error_type, error_code):
+                                                          error_type):
             self.stats["answer_dropped_rule"] += 1
-            return False
+            return
         if not self.icmp_errors.allow(now):
             self.stats["answer_dropped_rate_limited"] += 1
-            return False
+            return
         quote = self._quote(self._with_udp_checksum(offending, udp_datagram)
                             if caps is TRUSTED else offending)
         to, received_at = self._packet_addresses(offending)
@@ -278,11 +278,9 @@ class IpHost:
             src = received_at if received_at in self.local else self.source_for(None, to)
         except OSError:
             self.stats["answer_dropped_no_address"] += 1
-            return False
-        sent = self._answer(src, to, self.icmp_protocol, build(quote, src, to), now)
-        if sent:
+            return
+        if self._answer(src, to, self.icmp_protocol, build(quote, src, to), now):
             self.stats["icmp_error_sent"] += 1
-        return sent
 
     def _quote(self, packet: bytes | memoryview) -> bytes:
         raise NotImplementedError

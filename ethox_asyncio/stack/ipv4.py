@@ -251,7 +251,7 @@ class Ipv4Host(IpHost):
         def build(quote: bytes, src: IpAddress, dst: IpAddress) -> bytes:
             return _emit(Icmpv4DestUnreachable(code, quote))
         self._send_icmp_error(offending, build, error_type=Icmpv4Type.DEST_UNREACHABLE,
-                              error_code=code, link_multicast=link_multicast, caps=caps,
+                              link_multicast=link_multicast, caps=caps,
                               now=now, udp_datagram=datagram)
 
     def _time_exceeded(self, first_fragment: bytes, now: float) -> None:
@@ -260,11 +260,11 @@ class Ipv4Host(IpHost):
         def build(quote: bytes, src: IpAddress, dst: IpAddress) -> bytes:
             return _emit(Icmpv4TimeExceeded(code, quote))
         self._send_icmp_error(first_fragment, build, error_type=Icmpv4Type.TIME_EXCEEDED,
-                              error_code=code, link_multicast=False,
+                              link_multicast=False,
                               caps=self.config.checksum, now=now)
 
-    def _may_send_error(self, offending: bytes | memoryview, link_multicast: bool, error_type: int,
-                        error_code: int) -> bool:
+    def _may_send_error(self, offending: bytes | memoryview, link_multicast: bool,
+                        error_type: int) -> bool:
         packet = Ipv4Packet(offending)
         dst = packet.dst
         return may_send_icmpv4_error(

@@ -242,12 +242,9 @@ class Ipv6Host(IpHost):
             self.stats["drop_ndp_bogus_source"] += 1
             return
         if src.is_unspecified:
-            # Duplicate address detection (RFC 4861 §7.2.4): only to a solicited-node
-            # group and without a source link-layer option (§7.1.1); the answer goes
-            # to all-nodes, unsolicited.
-            if not dst.is_multicast or message.source_lladdr is not None:
-                self.stats["drop_ndp_bogus_source"] += 1
-                return
+            # Duplicate address detection (RFC 4861 §7.2.4; the codec already refused a
+            # probe to a unicast address or with a source link-layer option, §7.1.1):
+            # the answer goes to all-nodes, unsolicited.
             advert = NeighborAdvert(target, self.mac, solicited=False, override=True)
             self._send_ndp(target, ALL_NODES, advert, ipv6_multicast_mac(ALL_NODES))
             self.stats["ndp_dad_answered"] += 1
@@ -311,7 +308,7 @@ class Ipv6Host(IpHost):
         def build(quote: bytes, src: IpAddress, dst: IpAddress) -> bytes:
             return _emit(Icmpv6DestUnreachable(code, quote), src, dst)
         self._send_icmp_error(offending, build, error_type=Icmpv6Type.DEST_UNREACHABLE,
-                              error_code=code, link_multicast=link_multicast, caps=caps,
+                              link_multicast=link_multicast, caps=caps,
                               now=now, udp_datagram=datagram)
 
     def _parameter_problem(self, offending: memoryview, link_multicast: bool,
@@ -322,7 +319,7 @@ class Ipv6Host(IpHost):
         def build(quote: bytes, src: IpAddress, dst: IpAddress) -> bytes:
             return _emit(Icmpv6ParamProblem(code, pointer, quote), src, dst)
         self._send_icmp_error(offending, build, error_type=Icmpv6Type.PARAM_PROBLEM,
-                              error_code=code, link_multicast=link_multicast, caps=caps,
+                              link_multicast=link_multicast, caps=caps,
                               now=now)
 
     def _time_exceeded(self, first_fragment: bytes, now: float) -> None:
@@ -331,13 +328,13 @@ class Ipv6Host(IpHost):
         def build(quote: bytes, src: IpAddress, dst: IpAddress) -> bytes:
             return _emit(Icmpv6TimeExceeded(code, quote), src, dst)
         self._send_icmp_error(first_fragment, build, error_type=Icmpv6Type.TIME_EXCEEDED,
-                              error_code=code, link_multicast=False,
+                              link_multicast=False,
                               caps=self.config.checksum, now=now)
 
     def _may_send_error(self, offending: bytes | memoryview, link_multicast: bool,
-                        error_type: int, error_code: int) -> bool:
+                        error_type: int) -> bool:
         packet = Ipv6Packet(offending)
-        return may_send_icmpv6_error(error_type=error_type, error_code=error_code,
+        return may_send_icmpv6_error(error_type=error_type,
                                      dst=packet.dst, src=packet.src,
                                      is_icmp_error=_is_icmpv6_error(packet),
                                      link_multicast=link_multicast)

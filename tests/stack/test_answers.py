@@ -1133,3 +1133,48 @@ def test_unknown_next_header_gets_parameter_problem_pointing_at_the_field(
     link.send(ip_frame(6, ipv6_packet(PEER_IP6, IPv6Address("ff02::1"), unknown, b"x"),
                        dst_mac=ipv6_multicast_mac(IPv6Address("ff02::1"))))
     assert icmp_errors(link.pump()) == []
+
+
+# --- exact accounting of what the answer path refuses -------------------------------------
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_closed_port_reached_by_a_link_layer_broadcast_gets_no_error(family: int) -> None:
+    """RFC 1122 §3.2.2 / RFC 4443 §2.4 (e.4): a datagram to our unicast address that
+    arrived in a link-layer broadcast (or multicast) frame gets no error; exactly one
+    "answer_dropped_rule" and one "udp_no_port"."""
+    link = Link()
+    ours, theirs = OURS[family], PEER[family]
+    group_mac = BROADCAST if family == 4 else ipv6_multicast_mac(IPv6Address("ff02::1"))
+    link.send(ip_frame(family, udp_packet(family, theirs, ours, b"x"), dst_mac=group_mac))
+    assert icmp_errors(link.pump()) == []
+    assert (link.iface.stats["udp_no_port"], link.iface.stats["answer_dropped_rule"]) == (1, 1)
+    # Control: the same datagram in a unicast frame is answered, and counted as sent.
+    link.send(ip_frame(family, udp_packet(family, theirs, ours, b"x")))
+    assert len(port_unreachables(link.pump())) == 1
+    assert (link.iface.stats["icmp_error_sent"], link.iface.stats["answer_dropped_rule"]) == (
+        1, 1)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_rate_limited_errors_are_counted_one_by_one(family: int) -> None:
+    """Every error the bucket refuses is one "answer_dropped_rate_limited"; every error
+    sent one "icmp_error_sent" (burst 2, five closed-port datagrams at one instant)."""
+    link = Link(icmp_error_burst=2)
+    for _ in range(5):
+        link.send(ip_frame(family, udp_packet(family, PEER[family], OURS[family], b"x")))
+    assert len(port_unreachables(link.pump())) == 2
+    stats = link.iface.stats
+    assert (stats["icmp_error_sent"], stats["answer_dropped_rate_limited"],
+            stats["answer_dropped_rule"]) == (2, 3, 0)
+
+
+def test_error_to_a_broadcast_destination_counts_one_rule_drop() -> None:
+    """RFC 1122 §3.2.2: a datagram to the subnet broadcast address gets no error; the
+    refusal is counted exactly once and spends no token."""
+    link = Link(icmp_error_burst=1)
+    link.send(ip_frame(4, udp_packet(4, PEER_IP, SUBNET_BROADCAST, b"x"), dst_mac=BROADCAST))
+    link.send(ip_frame(4, udp_packet(4, PEER_IP, OUR_IP, b"x")))
+    assert len(port_unreachables(link.pump())) == 1  # the token was still there
+    assert (link.iface.stats["answer_dropped_rule"], link.iface.stats["icmp_error_sent"]) == (
+        1, 1)
