@@ -37,7 +37,7 @@ from __future__ import annotations
 import struct
 
 from ..wire.errors import Malformed, Truncated
-from ..wire.tcp import TcpFlags
+from ..wire.tcp import TcpFlags, iter_options
 
 __all__ = [
     "ACK",
@@ -71,14 +71,12 @@ _SACK_BLOCK = struct.Struct("!II")
 _ALIGNED_TS = b"\x01\x01\x08\x0a"  # NOP NOP TS len 10: RFC 7323 Appendix A layout
 _HEADER_TS = struct.Struct("!HHIIBBHHHBBBBII")  # fixed header + NOP NOP TS
 
-_OPT_EOL = 0
 _OPT_NOP = 1
 _OPT_MSS = 2
 _OPT_WSCALE = 3
 _OPT_SACK_PERMITTED = 4
 _OPT_SACK = 5
 _OPT_TIMESTAMPS = 8
-_FIXED_LEN = {_OPT_MSS: 4, _OPT_WSCALE: 3, _OPT_SACK_PERMITTED: 2, _OPT_TIMESTAMPS: 10}
 
 _LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"))
 
@@ -140,40 +138,19 @@ class Segment:
         return segment
 
     def _parse_options(self, options: bytes) -> None:
-        """RFC 9293 §3.2 option list; RFC 7323 §2-3, RFC 2018 §2-3 for the kinds we use."""
-        size = len(options)
-        offset = 0
-        while offset < size:
-            kind = options[offset]
-            if kind == _OPT_EOL:
-                return
-            if kind == _OPT_NOP:
-                offset += 1
-                continue
-            if offset + 1 >= size:
-                raise Malformed(f"TCP option kind {kind} has no length byte")
-            length = options[offset + 1]
-            if length < 2:
-                raise Malformed(f"TCP option kind {kind} has length {length} < 2")
-            end = offset + length
-            if end > size:
-                raise Malformed(f"TCP option kind {kind} of length {length} runs past the header")
-            expected = _FIXED_LEN.get(kind)
-            if expected is not None and length != expected:
-                raise Malformed(f"TCP option kind {kind} has length {length}, expected {expected}")
+        """RFC 9293 §3.2 option list (walked and length-checked by the wire codec's
+        :func:`iter_options`); RFC 7323 §2-3, RFC 2018 §2-3 for the kinds we use."""
+        for kind, start, end in iter_options(options):
             if kind == _OPT_MSS:
-                self.mss = _U16.unpack_from(options, offset + 2)[0]
+                self.mss = _U16.unpack_from(options, start + 2)[0]
             elif kind == _OPT_WSCALE:
-                self.wscale = options[offset + 2]
+                self.wscale = options[start + 2]
             elif kind == _OPT_SACK_PERMITTED:
                 self.sack_permitted = True
             elif kind == _OPT_TIMESTAMPS:
-                self.ts_val, self.ts_ecr = _TS_VALUES.unpack_from(options, offset + 2)
+                self.ts_val, self.ts_ecr = _TS_VALUES.unpack_from(options, start + 2)
             elif kind == _OPT_SACK:
-                if (length - 2) % 8 or not 1 <= (length - 2) // 8 <= 4:
-                    raise Malformed(f"TCP SACK option of length {length} is not 2 + 8n, n 1..4")
-                self.sack_blocks = tuple(_SACK_BLOCK.iter_unpack(options[offset + 2:end]))
-            offset = end
+                self.sack_blocks = tuple(_SACK_BLOCK.iter_unpack(options[start + 2:end]))
 
     def _options(self) -> bytes:
         """Options in Linux's layout: MSS, SACK-permitted/TS, NOP WS, NOP NOP SACK."""

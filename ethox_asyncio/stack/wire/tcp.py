@@ -57,6 +57,7 @@ __all__ = [
     "TcpOption",
     "TcpRepr",
     "TcpSegment",
+    "iter_options",
     "parse_tcp_fast",
 ]
 
@@ -150,7 +151,7 @@ _NOP_NOP_SACK_PERMITTED = bytes(
 )
 
 
-def _iter_options(options: bytes) -> Iterator[tuple[int, int, int]]:
+def iter_options(options: bytes) -> Iterator[tuple[int, int, int]]:
     """Yield ``(kind, start, end)`` per option up to EOL (RFC 9293 §3.2), NOPs included.
 
     ``options[start:end]`` is the whole option. Raises :class:`Malformed` on a
@@ -189,7 +190,7 @@ def _describe_options(options: bytes) -> str:
     """tcpdump's option list, e.g. ``mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7``,
     for options laid out by :meth:`TcpRepr._encode_options` (no EOL, no unknown kinds)."""
     words = []
-    for kind, start, end in _iter_options(options):
+    for kind, start, end in iter_options(options):
         if kind == TcpOption.NOP:
             words.append("nop")
         elif kind == TcpOption.MSS:
@@ -419,7 +420,7 @@ class TcpRepr:
         timestamp: tuple[int, int] | None = None
         sack_permitted = False
         sack_blocks: tuple[tuple[int, int], ...] = ()
-        for kind, start, end in _iter_options(options):
+        for kind, start, end in iter_options(options):
             if kind == TcpOption.MSS:
                 mss = _U16.unpack_from(options, start + 2)[0]
             elif kind == TcpOption.WINDOW_SCALE:
