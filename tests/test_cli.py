@@ -31,11 +31,16 @@ def test_demo_answers_every_request_and_writes_a_capture(tmp_path: Path) -> None
     text = out.getvalue()
     assert text.count("ping 198.18.0.1: icmp_seq=") == 2
     assert text.count("ping fd00::1: icmp_seq=") == 2
-    assert text.count(": ok") == 2  # small and fragmented UDP echoed
+    assert text.count(": ok") == 4  # small and fragmented UDP, TCP over both families
+    assert text.count("-> 6000 bytes back: ok") == 2
     assert "error_received(ConnectionRefusedError)" in text
-    assert "Not yet:" in text  # the demo says honestly what does not exist
+    assert "TCP to closed port 9 -> ConnectionRefusedError" in text
+    assert "Next:" in text  # the demo says honestly what does not exist yet
     frames = [record.data for record in read_pcap(capture)]
-    assert len(frames) >= 15  # ARP, 3 pings, UDP with fragments both ways, ICMP error
+    # ARP, pings, UDP with fragments both ways, the ICMP error, two TCP connections
+    # (handshake, data, FINs) and the RST.
+    assert len(frames) >= 40
+    assert any(b"HELLO OVER THE USER-SPACE TCP" in frame for frame in frames)
 
 
 def test_decode_prints_one_line_per_frame(capsys: pytest.CaptureFixture[str]) -> None:
