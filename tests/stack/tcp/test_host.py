@@ -9,6 +9,10 @@ import pytest
 
 from ethox_asyncio.stack.tcp.connection import EV_ACCEPT, EV_CLOSED, EV_DATA, EV_EOF
 from ethox_asyncio.stack.tcp.state import TcpState
+from ethox_asyncio.stack.wire.icmpv4 import Icmpv4DestUnreachable
+from ethox_asyncio.stack.wire.icmpv6 import Icmpv6DestUnreachable
+from ethox_asyncio.stack.wire.ip import IpProtocol
+from tests.stack.test_answers import icmpv4_bytes, icmpv6_bytes, ip_frame, ipv4_packet, ipv6_packet
 from tests.stack.test_interface import Wire
 
 ADDRESSES = {4: (IPv4Address("198.18.0.1"), IPv4Address("198.18.0.2")),
@@ -85,3 +89,41 @@ def test_listen_conflicts_raise_eaddrinuse() -> None:
         wire.b.tcp.listen(4, int(ADDRESSES[4][1]), 80, backlog=1)
     wire.b.tcp.listen(6, 0, 80, backlog=1)  # the other family is a separate namespace
     assert wire.b.tcp.listen(4, 0, 0, backlog=1).local_port >= 32768
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_port_unreachable_for_our_syn_fails_the_connect(family: int) -> None:
+    """RFC 1122 §4.2.3.9 / RFC 5927: an ICMP port unreachable quoting our SYN (its
+    sequence number in SND.UNA..SND.MAX) fails the connection in SYN-SENT with
+    ConnectionRefusedError; one quoting another sequence number is ignored."""
+    wire = Wire()
+    a_ip, b_ip = ADDRESSES[family]
+
+    def is_tcp(frame: bytes) -> bool:
+        return frame[12:14] == (b"\x08\x00" if family == 4 else b"\x86\xdd") \
+            and frame[23 if family == 4 else 20] == IpProtocol.TCP
+
+    wire.tamper = lambda frame: None if is_tcp(frame) else frame  # B never sees the SYN
+    client = wire.a.tcp.connect(family, int(a_ip), 0, int(b_ip), 9, wire.now)
+    wire.run(until=0.1)
+    syn = next(frame for frame in wire.sent_by_a if is_tcp(frame))
+    packet = bytearray(syn[14:])
+    header = 20 if family == 4 else 40
+
+    def error_for(quoted: bytes) -> bytes:
+        if family == 4:
+            message = icmpv4_bytes(Icmpv4DestUnreachable(3, quoted[:header + 8]))
+            return ip_frame(4, ipv4_packet(b_ip, a_ip, IpProtocol.ICMP, message),
+                            dst_mac=wire.a.mac, src_mac=wire.b.mac)
+        message = icmpv6_bytes(Icmpv6DestUnreachable(4, quoted), b_ip, a_ip)
+        return ip_frame(6, ipv6_packet(b_ip, a_ip, IpProtocol.ICMPV6, message),
+                        dst_mac=wire.a.mac, src_mac=wire.b.mac)
+
+    wrong = bytearray(packet)
+    wrong[header + 4:header + 8] = (int.from_bytes(packet[header + 4:header + 8], "big")
+                                    + 1000).to_bytes(4, "big")
+    wire.a.ingress(error_for(bytes(wrong)), wire.now)
+    assert client.state is TcpState.SYN_SENT  # RFC 5927 §4.1: not our sequence number
+    wire.a.ingress(error_for(bytes(packet)), wire.now)
+    closed = [e for e in events(wire.a, EV_CLOSED) if e[1] is client]
+    assert len(closed) == 1 and isinstance(closed[0][2], ConnectionRefusedError)
