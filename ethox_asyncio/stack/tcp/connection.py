@@ -415,6 +415,8 @@ class TcpConnection(Sender):
                                now)
             elif self._acceptable(seq, 1):
                 self._challenge_ack(now)  # RFC 5961 §3.2
+            else:
+                self.stats["tcp_rst_out_of_window"] += 1  # RFC 9293 §3.10.7.4: drop
             return
         if flags & SYN:
             if self._passive:
@@ -423,6 +425,9 @@ class TcpConnection(Sender):
                     if now - self._oow_at >= 0.5:
                         self._oow_at = now
                         self._synack_due = True
+                        self.stats["tcp_syn_resent_answered"] += 1
+                    else:
+                        self.stats["tcp_syn_resent_ratelimited"] += 1
                     return
                 # A different SYN: "return this connection to the LISTEN state".
                 self.stats["tcp_embryonic_syn"] += 1
@@ -444,6 +449,7 @@ class TcpConnection(Sender):
             self._ack_unacceptable(seg, now)
             return
         if not flags & ACK:
+            self.stats["tcp_no_ack_drop"] += 1  # RFC 9293 §3.10.7.4 fifth: drop
             return
         ack = seg.ack
         if not self._ack_acceptable(ack):

@@ -122,7 +122,8 @@ class TcpHost:
         elif self._listen_conflict(family, local_addr, port):
             raise OSError(errno.EADDRINUSE, f"address already in use: port {port}")
         listener = TcpListener(self.config, local_port=port, backlog=backlog,
-                               events=self.events, isn=self.isn, owner=owner)
+                               events=self.events, isn=self.isn, owner=owner,
+                               stats=self.stats)
         self.listeners[(family, local_addr, port)] = listener
         return listener
 

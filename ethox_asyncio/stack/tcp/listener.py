@@ -53,7 +53,7 @@ class TcpListener:
 
     def __init__(self, config: TcpConfig, *, local_port: int, backlog: int,
                  events: deque[tuple[str, Any, Any]], isn: IsnFunction | Any,
-                 owner: object = None) -> None:
+                 owner: object = None, stats: Counter[str] | None = None) -> None:
         self.config = config
         self.local_port = local_port
         self.backlog = backlog if backlog > 0 else 0
@@ -61,7 +61,8 @@ class TcpListener:
         # An IsnGenerator or its bound ``isn`` method (any such callable).
         self._isn: IsnFunction = isn.isn if hasattr(isn, "isn") else isn
         self.owner = owner
-        self.stats: Counter[str] = Counter()
+        # The interface's counters when given (netstat -s), shared with every child.
+        self.stats: Counter[str] = Counter() if stats is None else stats
         self.closed = False
         self._syn_queue: dict[TcpConnection, None] = {}  # insertion-ordered set
         self._accept_queue: deque[TcpConnection] = deque()

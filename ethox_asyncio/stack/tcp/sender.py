@@ -292,8 +292,10 @@ class Sender(Receiver):
         """Process SEG.ACK in a synchronized state; False: drop the segment."""
         ack = seg.ack
         snd_una = self.snd_una
-        if ((ack - self.snd_max - 1) & MASK32) < HALF32 - 1:
+        if ((ack - self.snd_max - 1) & MASK32) < HALF32:
             # Acknowledges something not yet sent: send an ACK, drop (RFC 9293, RFC 5961 §5.2).
+            # Exactly half the sequence space away is ambiguous; it counts as not sent, or
+            # an idle connection would take it for 2**31 acknowledged bytes.
             self.stats["tcp_ack_unsent"] += 1
             self._ack_unacceptable(seg, now)
             return False
