@@ -55,7 +55,13 @@ from .config import StackConfig
 from .device.base import Device, DeviceError
 from .device.pcap import PcapWriter
 from .device.spec import open_device
-from .device.vnet import FLAG_DATA_VALID, FLAG_NEEDS_CSUM, NO_OFFLOAD, VNET_HDR_LEN
+from .device.vnet import (
+    FLAG_DATA_VALID,
+    FLAG_NEEDS_CSUM,
+    NO_OFFLOAD,
+    VNET_HDR_LEN,
+    VnetHeader,
+)
 from .stack.interface import EchoReply, Interface, InterfaceConfig, UdpDatagram, UdpError
 from .stack.tcp.connection import (
     EV_ACCEPT,
@@ -66,6 +72,7 @@ from .stack.tcp.connection import (
     EV_SENT,
     TcpConnection,
 )
+from .stack.tcp.host import complete_checksum, partial_checksum_span
 from .stack.udp import UdpEndpoint
 
 try:
@@ -127,6 +134,7 @@ class _EthoxLoopMixin(_LoopBase):
             mac=config.mac, addresses=config.addresses,
             gateways=config.gateways,
             mtu=min(config.mtu, device.capabilities.mtu),
+            tcp_checksum_offload=self._vnet and device.capabilities.checksum_offload,
             secret=os.urandom(32)))  # keys TCP ISNs and ephemeral ports (RFC 6528, 6056)
         self._pump_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -201,13 +209,17 @@ class _EthoxLoopMixin(_LoopBase):
 
     def _transmit_batch(self, now: float) -> None:
         frames = self._stack.egress(now, TX_BUDGET)
+        offload = self._stack.tcp.checksum_offload
         if frames and self._pcap is not None:
             stamp = time.time()
             for frame in frames:
-                self._pcap.write(frame, stamp)
+                span = partial_checksum_span(frame) if offload else None
+                # The capture shows what the device sends: the checksum completed.
+                self._pcap.write(frame if span is None else complete_checksum(frame, span),
+                                 stamp)
         if frames:
             if self._vnet:
-                frames = [NO_OFFLOAD + frame for frame in frames]
+                frames = [_vnet_header(frame, offload) + frame for frame in frames]
             self._device.transmit(frames)
         if self._stack.poll_at() == 0.0:  # more queued than the budget allowed
             self._schedule_pump()
@@ -701,6 +713,15 @@ def _numeric_addrinfo(host: bytes | str | None, port: bytes | str | int | None, 
     protos: dict[int, int] = {socket.SOCK_STREAM: socket.IPPROTO_TCP,
                               socket.SOCK_DGRAM: socket.IPPROTO_UDP}
     return [(af, kind, proto or protos.get(kind, 0), "", sockaddr) for kind in types]
+
+
+def _vnet_header(frame: bytes, offload: bool) -> bytes:
+    """The virtio-net header for a frame we send: NEEDS_CSUM for a TCP segment that
+    carries only its pseudo-header sum (the kernel completes it), else none."""
+    span = partial_checksum_span(frame) if offload else None
+    if span is None:
+        return NO_OFFLOAD
+    return VnetHeader(flags=FLAG_NEEDS_CSUM, csum_start=span[0], csum_offset=span[1]).pack()
 
 
 def _device_poll_at(device: Device) -> float | None:

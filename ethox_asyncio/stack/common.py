@@ -34,6 +34,10 @@ class InterfaceConfig:
     icmp_error_rate: float = 1000.0  # per second (Linux net.ipv4.icmp_ratelimit ~1/ms)
     icmp_error_burst: int = 50
     tcp: TcpConfig = field(default_factory=TcpConfig)
+    # The device completes TCP checksums (virtio-net NEEDS_CSUM): TCP segments carry
+    # only the pseudo-header sum. UDP and ICMP keep full checksums (a UDP datagram may
+    # be fragmented, which no device completes).
+    tcp_checksum_offload: bool = False
     # Keys the TCP ISNs (RFC 6528) and ephemeral ports (RFC 6056): 32 bytes. The loop
     # passes os.urandom(32); the all-zero default keeps sans-IO tests reproducible.
     secret: bytes = bytes(32)

@@ -64,7 +64,8 @@ class Interface:
         self.stats: Counter[str] = Counter()
         self._tx: deque[bytes] = deque()
         self.tcp = TcpHost(config.tcp, secret=config.secret, mtu=config.mtu,
-                           events=self.events, stats=self.stats)
+                           events=self.events, stats=self.stats,
+                           checksum_offload=config.tcp_checksum_offload)
         self.ipv4 = Ipv4Host(config, routes=self.routes, udp=self.udp, tcp=self.tcp,
                              icmp_errors=self.icmp_errors, events=self.events,
                              stats=self.stats, tx=self._tx)

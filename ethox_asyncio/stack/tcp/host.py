@@ -23,7 +23,9 @@ Contract:
   collects its output.
 - :meth:`egress` collects the segments of every connection that has something to
   send (touched, received a segment, or whose timer ran) and sends each through
-  the family's IP layer (checksum computed in software). :meth:`poll_at` is the
+  the family's IP layer: checksum computed in software, or — ``checksum_offload``,
+  a virtio-net device — only the pseudo-header sum, the loop marking the frame
+  NEEDS_CSUM with :func:`partial_checksum_span`. :meth:`poll_at` is the
   earliest connection deadline (a min over connections with a timer: O(n) per
   call, fine for the hundreds of connections the tests use; a timer wheel comes
   with the speed issue).
@@ -42,7 +44,7 @@ import struct
 from collections import Counter, deque
 from typing import Any, Protocol
 
-from ..wire.checksum import ChecksumCaps, checksum, pseudo_header, verify
+from ..wire.checksum import ChecksumCaps, checksum, fold, pseudo_header, verify
 from ..wire.errors import WireError
 from ..wire.ip import IpProtocol
 from .config import TcpConfig
@@ -53,7 +55,7 @@ from .ports import EphemeralPorts
 from .segment import SYN, Segment, reset_for
 from .state import TcpState
 
-__all__ = ["TcpHost", "TcpSender"]
+__all__ = ["TcpHost", "TcpSender", "complete_checksum", "partial_checksum_span"]
 
 _CHECKSUM = struct.Struct("!H")
 IPV4_TCP_MSS_OVERHEAD = 40  # IPv4 + TCP headers without options
@@ -73,8 +75,12 @@ class TcpHost:
     """See the module contract."""
 
     def __init__(self, config: TcpConfig, *, secret: bytes, mtu: int,
-                 events: deque[Any], stats: Counter[str]) -> None:
+                 events: deque[Any], stats: Counter[str],
+                 checksum_offload: bool = False) -> None:
         self.config = config
+        # The device completes TCP checksums (virtio-net NEEDS_CSUM): emit only the
+        # pseudo-header sum; the loop marks such frames with partial_checksum_span().
+        self.checksum_offload = checksum_offload
         self.events = events
         self.stats = stats
         self.mtu = mtu
@@ -227,7 +233,7 @@ class TcpHost:
         ip = self.ip[family]
         for seg in conn.output(now, 1 << 30):
             seg.src_port, seg.dst_port = local_port, remote_port
-            packet = _emit(seg, local_addr, remote_addr)
+            packet = _emit(seg, local_addr, remote_addr, self.checksum_offload)
             try:
                 ip.send_tcp(local_addr, remote_addr, packet, now)
             except OSError as error:  # no route / no neighbour: the connection retries
@@ -293,17 +299,49 @@ class TcpHost:
             return
         rst.src_port, rst.dst_port = seg.dst_port, seg.src_port
         if self.ip[family].answer_tcp(local_addr, remote_addr,
-                                      _emit(rst, local_addr, remote_addr), now):
+                                      _emit(rst, local_addr, remote_addr,
+                                            self.checksum_offload), now):
             self.stats["tcp_rst_sent"] += 1
 
 
-def _emit(seg: Segment, src: int, dst: int) -> bytes:
-    """Header + payload with the checksum filled in (software, RFC 9293 §3.1)."""
+def _emit(seg: Segment, src: int, dst: int, partial: bool) -> bytes:
+    """Header + payload with the checksum filled in (software, RFC 9293 §3.1), or with
+    only the folded pseudo-header sum when the device completes it (``partial``)."""
     header_len = seg.header_len
     payload = seg.payload
     buf = bytearray(header_len + len(payload))
     seg.emit_header(buf, 0)
     buf[header_len:] = payload
-    _CHECKSUM.pack_into(buf, 16, checksum(buf, pseudo_header(src, dst, IpProtocol.TCP,
-                                                             len(buf))))
+    pseudo = pseudo_header(src, dst, IpProtocol.TCP, len(buf))
+    _CHECKSUM.pack_into(buf, 16, fold(pseudo) if partial else checksum(buf, pseudo))
+    return bytes(buf)
+
+
+_ETH_LEN = 14
+_TCP_CHECKSUM_OFFSET = 16
+
+
+def partial_checksum_span(frame: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+    """``(csum_start, csum_offset)`` of a TCP frame we emitted (Ethernet + IPv4 or
+    IPv6 without extension headers, as this module sends them), else None: what a
+    virtio-net NEEDS_CSUM header names so the device completes the checksum."""
+    if len(frame) < _ETH_LEN + 40:
+        return None
+    ethertype = (frame[12] << 8) | frame[13]
+    if ethertype == 0x0800 and frame[_ETH_LEN + 9] == IpProtocol.TCP:
+        return _ETH_LEN + (frame[_ETH_LEN] & 0x0F) * 4, _TCP_CHECKSUM_OFFSET
+    if ethertype == 0x86DD and frame[_ETH_LEN + 6] == IpProtocol.TCP:
+        return _ETH_LEN + 40, _TCP_CHECKSUM_OFFSET
+    return None
+
+
+def complete_checksum(frame: bytes, span: tuple[int, int]) -> bytes:
+    """A copy of a partially checksummed frame with the checksum completed, as the
+    device will send it (for captures: the pseudo-header sum is already in place)."""
+    start, offset = span
+    buf = bytearray(frame)
+    segment = memoryview(buf)[start:]
+    partial = _CHECKSUM.unpack_from(segment, offset)[0]
+    _CHECKSUM.pack_into(segment, offset, 0)
+    _CHECKSUM.pack_into(segment, offset, checksum(segment, partial))
     return bytes(buf)

@@ -7,7 +7,9 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
+from ethox_asyncio.stack.interface import Interface, InterfaceConfig
 from ethox_asyncio.stack.tcp.connection import EV_ACCEPT, EV_CLOSED, EV_DATA, EV_EOF
+from ethox_asyncio.stack.tcp.host import complete_checksum, partial_checksum_span
 from ethox_asyncio.stack.tcp.state import TcpState
 from ethox_asyncio.stack.wire.icmpv4 import Icmpv4DestUnreachable
 from ethox_asyncio.stack.wire.icmpv6 import Icmpv6DestUnreachable
@@ -127,3 +129,28 @@ def test_port_unreachable_for_our_syn_fails_the_connect(family: int) -> None:
     wire.a.ingress(error_for(bytes(packet)), wire.now)
     closed = [e for e in events(wire.a, EV_CLOSED) if e[1] is client]
     assert len(closed) == 1 and isinstance(closed[0][2], ConnectionRefusedError)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_partial_checksums_complete_to_the_software_checksum(family: int) -> None:
+    """With checksum offload a segment carries only the pseudo-header sum; completing it
+    the way a virtio-net device does (ones' sum from csum_start, with that sum as the
+    start value, stored at csum_start + csum_offset) gives exactly the frame the
+    software path emits — so the NEEDS_CSUM span the loop derives is right."""
+    def first_tcp_frame(offload: bool) -> bytes:
+        wire = Wire()
+        if offload:
+            config = InterfaceConfig(mac=wire.a.config.mac, addresses=wire.a.config.addresses,
+                                     tcp_checksum_offload=True)
+            wire.a = Interface(config)
+        a_ip, b_ip = ADDRESSES[family]
+        wire.a.tcp.connect(family, int(a_ip), 40000, int(b_ip), 9, 0.0)
+        wire.tamper = lambda frame: None if partial_checksum_span(frame) else frame
+        wire.run(until=0.1)
+        return next(f for f in wire.sent_by_a if partial_checksum_span(f) is not None)
+
+    partial, full = first_tcp_frame(True), first_tcp_frame(False)
+    span = partial_checksum_span(partial)
+    assert span == ((34 if family == 4 else 54), 16)
+    assert partial != full  # only the checksum field differs...
+    assert complete_checksum(partial, span) == full  # ...and completes to the same frame
