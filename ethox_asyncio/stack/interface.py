@@ -37,7 +37,7 @@ from .common import (
     UdpError,
 )
 from .icmp import TokenBucket
-from .iphost import IpHost
+from .iphost import IpHost, SharedTables
 from .ipv4 import Ipv4Host
 from .ipv6 import Ipv6Host
 from .route import RouteTable
@@ -66,12 +66,10 @@ class Interface:
         self.tcp = TcpHost(config.tcp, secret=config.secret, mtu=config.mtu,
                            events=self.events, stats=self.stats,
                            checksum_offload=config.tcp_checksum_offload)
-        self.ipv4 = Ipv4Host(config, routes=self.routes, udp=self.udp, tcp=self.tcp,
-                             icmp_errors=self.icmp_errors, events=self.events,
-                             stats=self.stats, tx=self._tx)
-        self.ipv6 = Ipv6Host(config, routes=self.routes, udp=self.udp, tcp=self.tcp,
-                             icmp_errors=self.icmp_errors, events=self.events,
-                             stats=self.stats, tx=self._tx)
+        shared = SharedTables(self.routes, self.udp, self.tcp, self.icmp_errors, self.events,
+                              self.stats, self._tx)
+        self.ipv4 = Ipv4Host(config, shared)
+        self.ipv6 = Ipv6Host(config, shared)
         self._hosts: dict[int, IpHost] = {4: self.ipv4, 6: self.ipv6}
         # After both families' connected routes: a gateway must be on one of them.
         for gateway in config.gateways:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from errno import EHOSTUNREACH, EMSGSIZE, ENETUNREACH
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
@@ -55,7 +56,7 @@ from .wire.ethernet import EthernetAddress
 from .wire.ip import IpProtocol
 from .wire.udp import UdpPacket, UdpRepr
 
-__all__ = ["IpAddress", "IpHost", "QuotedTransport"]
+__all__ = ["IpAddress", "IpHost", "QuotedTransport", "SharedTables"]
 
 IpAddress = IPv4Address | IPv6Address
 
@@ -78,6 +79,20 @@ class QuotedTransport(Protocol):
     def dst_port(self) -> int | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SharedTables:
+    """What both families of one interface share: routes, the UDP table, TCP, the ICMP
+    error rate limit, the event queue, the counters and the transmit queue."""
+
+    routes: RouteTable
+    udp: UdpTable
+    tcp: TcpHost
+    icmp_errors: TokenBucket
+    events: deque[Event]
+    stats: Counter[str]
+    tx: deque[bytes]
+
+
 class IpHost:
     """See the module contract; ``family`` is 4 or 6."""
 
@@ -87,21 +102,21 @@ class IpHost:
     icmp_protocol: int
     local: frozenset[IpAddress]
 
-    def __init__(self, config: InterfaceConfig, *, routes: RouteTable, udp: UdpTable,
-                 tcp: TcpHost, icmp_errors: TokenBucket, events: deque[Event],
-                 stats: Counter[str], tx: deque[bytes], reassembly_timeout: float) -> None:
+    reassembly_timeout: float
+
+    def __init__(self, config: InterfaceConfig, shared: SharedTables) -> None:
         self.config = config
         self.mac = config.mac
-        self.routes = routes
-        self.udp = udp
-        self.tcp = tcp
-        tcp.ip[self.family] = self
-        self.icmp_errors = icmp_errors
-        self.events = events
-        self.stats = stats
+        self.routes = shared.routes
+        self.udp = shared.udp
+        self.tcp = shared.tcp
+        shared.tcp.ip[self.family] = self
+        self.icmp_errors = shared.icmp_errors
+        self.events = shared.events
+        self.stats = shared.stats
         self.neighbors: NeighborCache[bytes] = NeighborCache(config.neighbor)
-        self.reassembly = Reassembler(timeout=reassembly_timeout)
-        self._tx = tx
+        self.reassembly = Reassembler(timeout=self.reassembly_timeout)
+        self._tx = shared.tx
 
     # --- what a family supplies -----------------------------------------------------
 

@@ -30,18 +30,14 @@ Never reads a clock and never does I/O.
 from __future__ import annotations
 
 import struct
-from collections import Counter, deque
 from errno import ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH
 from ipaddress import IPv4Address, IPv4Interface
 
-from .common import ETH_HEADER_LEN, Event, InterfaceConfig
+from .common import ETH_HEADER_LEN, InterfaceConfig
 from .fragment import fragment_sizes
-from .icmp import TokenBucket, may_send_icmpv4_error, quote_ipv4
-from .iphost import IpAddress, IpHost
+from .icmp import may_send_icmpv4_error, quote_ipv4
+from .iphost import IpAddress, IpHost, SharedTables
 from .neighbor import Solicitation
-from .route import RouteTable
-from .tcp.host import TcpHost
-from .udp import UdpTable
 from .wire.arp import ArpOperation, ArpRepr
 from .wire.checksum import ChecksumCaps
 from .wire.ethernet import BROADCAST, EthernetAddress, EthernetFrame, EthernetRepr, EtherType
@@ -76,19 +72,16 @@ class Ipv4Host(IpHost):
     family = 4
     ethertype = EtherType.IPV4
     icmp_protocol = IpProtocol.ICMP
+    reassembly_timeout = REASSEMBLY_TIMEOUT
     resolution_failure = "no ARP answer from the next hop"
 
-    def __init__(self, config: InterfaceConfig, *, routes: RouteTable, udp: UdpTable,
-                 tcp: TcpHost, icmp_errors: TokenBucket, events: deque[Event],
-                 stats: Counter[str], tx: deque[bytes]) -> None:
-        super().__init__(config, routes=routes, udp=udp, tcp=tcp, icmp_errors=icmp_errors,
-                         events=events, stats=stats, tx=tx,
-                         reassembly_timeout=REASSEMBLY_TIMEOUT)
+    def __init__(self, config: InterfaceConfig, shared: SharedTables) -> None:
+        super().__init__(config, shared)
         self.addresses = tuple(a for a in config.addresses if isinstance(a, IPv4Interface))
         self.local = frozenset(a.ip for a in self.addresses)
         self._local_ints = frozenset(int(a) for a in self.local)
         for address in self.addresses:
-            routes.add_connected(address)
+            self.routes.add_connected(address)
         self._ident = 0
 
     def _is_bogus_source(self, src: int) -> bool:

@@ -28,18 +28,14 @@ Never reads a clock and never does I/O.
 from __future__ import annotations
 
 import struct
-from collections import Counter, deque
 from errno import ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH
 from ipaddress import IPv6Address, IPv6Interface
 
-from .common import Event, InterfaceConfig, ethernet_frame
+from .common import InterfaceConfig, ethernet_frame
 from .fragment import fragment_sizes
-from .icmp import TokenBucket, is_icmpv6_error, may_send_icmpv6_error, quote_ipv6
-from .iphost import IpAddress, IpHost
+from .icmp import is_icmpv6_error, may_send_icmpv6_error, quote_ipv6
+from .iphost import IpAddress, IpHost, SharedTables
 from .neighbor import NeighborCache, NeighborState, Solicitation
-from .route import RouteTable
-from .tcp.host import TcpHost
-from .udp import UdpTable
 from .wire.checksum import ChecksumCaps
 from .wire.ethernet import EthernetAddress, EtherType, ipv6_multicast_mac
 from .wire.icmpv6 import (
@@ -89,14 +85,11 @@ class Ipv6Host(IpHost):
     family = 6
     ethertype = EtherType.IPV6
     icmp_protocol = IpProtocol.ICMPV6
+    reassembly_timeout = REASSEMBLY_TIMEOUT
     resolution_failure = "no neighbour advertisement from the next hop"
 
-    def __init__(self, config: InterfaceConfig, *, routes: RouteTable, udp: UdpTable,
-                 tcp: TcpHost, icmp_errors: TokenBucket, events: deque[Event],
-                 stats: Counter[str], tx: deque[bytes]) -> None:
-        super().__init__(config, routes=routes, udp=udp, tcp=tcp, icmp_errors=icmp_errors,
-                         events=events, stats=stats, tx=tx,
-                         reassembly_timeout=REASSEMBLY_TIMEOUT)
+    def __init__(self, config: InterfaceConfig, shared: SharedTables) -> None:
+        super().__init__(config, shared)
         self.link_local = link_local_from_mac(config.mac)
         configured = tuple(a for a in config.addresses if isinstance(a, IPv6Interface))
         link_local = IPv6Interface(f"{self.link_local}/64")
@@ -107,7 +100,7 @@ class Ipv6Host(IpHost):
         self.groups = frozenset({ALL_NODES} | {solicited_node_multicast(a) for a in local})
         self.link_groups = frozenset(ipv6_multicast_mac(group) for group in self.groups)
         for address in self.addresses:
-            routes.add_connected(address)
+            self.routes.add_connected(address)
         self._ident = 0
 
     @property
