@@ -81,7 +81,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
-from typing import IO, Any
+from typing import Any
+
+from _process import ServerProcess, ip
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 C_SOURCE = os.path.join(HERE, "epoll_client.c")
@@ -228,13 +230,6 @@ def build_c_client(directory: str) -> str:
     return binary
 
 
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"`ip {' '.join(args)}` failed: {result.stderr.strip()}")
-    return result
-
-
 def taskset(cpus: str | None) -> list[str]:
     return ["taskset", "-c", cpus] if cpus else []
 
@@ -305,27 +300,14 @@ def tune_client_namespace(netns: str) -> None:
                        check=True, timeout=30, capture_output=True)
 
 
-class Server:
+class Server(ServerProcess):
     """One server subprocess, started and stopped by pid; ``pid`` from its ready line."""
 
     def __init__(self, cmd: list[str]) -> None:
-        self.error_text = ""
-        self.errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.errors,
-                                        stdin=subprocess.DEVNULL)
-        assert self.process.stdout is not None
-        stdout = self.process.stdout
-        deadline = time.monotonic() + READY_TIMEOUT
-        line = b""
-        while time.monotonic() < deadline and self.process.poll() is None:
-            readable, _, _ = select.select([stdout], [], [], 0.2)
-            if readable:
-                line = stdout.readline()
-                break
-        words = line.split()
+        super().__init__(cmd, ready_timeout=READY_TIMEOUT, stop_timeout=STOP_TIMEOUT)
+        words = self.ready_words
         if len(words) != 2 or words[0] != b"ready":
-            self.stop()
-            raise RuntimeError(f"server {' '.join(cmd)} did not get ready: {self.error_text}")
+            raise self.not_ready()
         self.pid = int(words[1])  # `ip netns exec` and `taskset` exec: the same process
 
     def alive(self) -> bool:
@@ -346,22 +328,6 @@ class Server:
 
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))
-
-    def stop(self) -> None:
-        pid = self.process.pid
-        if self.process.poll() is None:
-            os.kill(pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        if not self.errors.closed:
-            self.errors.seek(0)
-            self.error_text = self.errors.read().decode(errors="replace").strip()[-2000:]
-            self.errors.close()
 
 
 @dataclass

@@ -61,7 +61,6 @@ import argparse
 import asyncio
 import json
 import os
-import select
 import shutil
 import signal
 import statistics
@@ -73,7 +72,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Interface
-from typing import IO, Any
+from typing import Any
+
+from _process import ServerProcess, ip
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tcp import build_c_client, parse_pin, pin_label, taskset  # bench/tcp.py
@@ -201,10 +202,6 @@ class Result:
     client_cpu: float | None  # %, from the C client's getrusage
 
 
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=check)
-
-
 @contextmanager
 def server_namespace(client_netns: str) -> Iterator[str]:
     """A second namespace for the kernel servers, veth-linked to the client's."""
@@ -226,45 +223,16 @@ def server_namespace(client_netns: str) -> Iterator[str]:
         ip("netns", "del", netns, check=False)
 
 
-class Server:
+class Server(ServerProcess):
     """One echo server subprocess, started and stopped by pid."""
 
     def __init__(self, cmd: list[str]) -> None:
-        self.error_text = ""
-        self.errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.errors,
-                                        stdin=subprocess.DEVNULL)
-        assert self.process.stdout is not None
-        stdout = self.process.stdout
-        deadline = time.monotonic() + READY_TIMEOUT
-        line = b""
-        while time.monotonic() < deadline and self.process.poll() is None:
-            readable, _, _ = select.select([stdout], [], [], 0.2)
-            if readable:
-                line = stdout.readline()
-                break
-        if line.split()[:1] != [READY.encode()]:  # "ready" or "ready PID" (the C server)
-            self.stop()
-            raise RuntimeError(f"server {' '.join(cmd)} did not get ready: {self.stderr()}")
+        super().__init__(cmd, ready_timeout=READY_TIMEOUT, stop_timeout=STOP_TIMEOUT)
+        if self.ready_words[:1] != [READY.encode()]:  # "ready" or "ready PID" (C server)
+            raise self.not_ready()
 
     def stderr(self) -> str:
         return self.error_text
-
-    def stop(self) -> None:
-        pid = self.process.pid
-        if self.process.poll() is None:
-            os.kill(pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        if not self.errors.closed:
-            self.errors.seek(0)
-            self.error_text = self.errors.read().decode(errors="replace").strip()[-2000:]
-            self.errors.close()
 
 
 def server_command(path: Path, pin: str, device_spec: str, server_netns: str,
