@@ -9,7 +9,12 @@ Contract:
   may reuse their buffers. Whoever keeps data longer copies it.
 - ``transmit(frames)`` hands a batch to the device and returns how many frames, from
   the start of the batch, it accepted; the rest were not sent (the queue is full) and
-  may be retried. The device is done with the caller's buffers when it returns.
+  may be retried. The device is done with the caller's buffers when it returns. A
+  frame is one contiguous buffer or a tuple of buffers that, concatenated in order,
+  make the frame (*gathered*: e.g. the headers the stack just built, then the payload
+  still in the application's buffer); devices gather it without joining where the
+  system call allows (``writev``, ``sendmsg``) and otherwise copy the pieces once into
+  their own buffer. Limits apply to the whole frame (:func:`frame_len`).
 - ``fileno()`` is a descriptor that polls readable while ``receive()`` has frames to
   give, so an event loop can ``add_reader`` it.
 - ``close()`` releases the device; it is idempotent. Any other call afterwards raises
@@ -35,6 +40,7 @@ from typing import Protocol, Self, TypeAlias, runtime_checkable
 __all__ = [
     "ETHERNET_HEADER_LEN",
     "VLAN_TAG_LEN",
+    "Buffer",
     "ClosesOnExit",
     "Device",
     "DeviceCapabilities",
@@ -45,6 +51,8 @@ __all__ = [
     "DevicePermissionError",
     "Frame",
     "FrameTooLarge",
+    "frame_bytes",
+    "frame_len",
 ]
 
 #: Destination MAC, source MAC, EtherType (IEEE 802.3 clause 3.1.1).
@@ -52,8 +60,26 @@ ETHERNET_HEADER_LEN = 14
 #: One IEEE 802.1Q tag (TPID + TCI) between the source MAC and the EtherType.
 VLAN_TAG_LEN = 4
 
-#: What ``transmit()`` accepts as one frame: any contiguous bytes-like object.
-Frame: TypeAlias = bytes | bytearray | memoryview
+#: One contiguous piece of a frame.
+Buffer: TypeAlias = bytes | bytearray | memoryview
+#: What ``transmit()`` accepts as one frame: a contiguous buffer, or the buffers that
+#: concatenated in order make it (gathered, see the module contract).
+Frame: TypeAlias = Buffer | tuple[Buffer, ...]
+
+
+def frame_len(frame: Frame) -> int:
+    """The length in bytes of a frame, contiguous or gathered."""
+    if type(frame) is tuple:
+        return sum(map(len, frame))
+    return len(frame)
+
+
+def frame_bytes(frame: Frame) -> bytes:
+    """The frame as one ``bytes`` (a copy): for captures, tests and devices that store
+    frames rather than write them."""
+    if type(frame) is tuple:
+        return b"".join(frame)
+    return bytes(frame)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ Contract:
   corrupt=…, seed=…, direction=…)`` is a Device with ``inner``'s capabilities.
   ``direction`` picks which frames suffer: ``"rx"`` (what ``receive()`` returns),
   ``"tx"`` (what ``transmit()`` hands to ``inner``) or ``"both"``. A direction with no
-  faults passes straight through, without copying.
+  faults passes straight through, without copying (a gathered frame stays a tuple of
+  buffers); a transmit direction with faults joins each gathered frame (one copy, with
+  ``frame_bytes``) before the steps below, and hands ``inner`` contiguous frames.
 - Each frame goes, in this order, through:
 
   1. **drop** with probability ``drop``;
@@ -61,7 +63,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .base import ETHERNET_HEADER_LEN, VLAN_TAG_LEN, Device, DeviceCapabilities, DeviceClosed, Frame
+from .base import (
+    ETHERNET_HEADER_LEN,
+    VLAN_TAG_LEN,
+    Buffer,
+    Device,
+    DeviceCapabilities,
+    DeviceClosed,
+    Frame,
+    frame_bytes,
+)
 from .vnet import VNET_HDR_LEN
 
 __all__ = ["DIRECTIONS", "TX_RETRY_INTERVAL", "FaultInjector", "FaultStats"]
@@ -140,7 +151,7 @@ class _Lane:
         self._held: tuple[bytearray, float, float] | None = None
         self._held_until = 0.0
 
-    def push(self, frame: Frame, now: float, out: list[Frame]) -> None:
+    def push(self, frame: Buffer, now: float, out: list[Buffer]) -> None:
         """Run one new frame through the faults; whatever leaves at once goes to ``out``."""
         faults = self.faults
         draw = self._rng.random
@@ -171,7 +182,7 @@ class _Lane:
         """Move held frames whose time has come to ``ready``."""
         if self._held is not None and now >= self._held_until:
             held, self._held = self._held, None
-            released: list[Frame] = []
+            released: list[Buffer] = []
             self._forward(*held, now, released)
             if released:
                 self.keep(released, now)
@@ -190,7 +201,7 @@ class _Lane:
             deadlines.append(self._delay_line[0][0])
         return min(deadlines, default=None)
 
-    def keep(self, frames: Sequence[Frame], ready_at: float) -> None:
+    def keep(self, frames: Sequence[Buffer], ready_at: float) -> None:
         """Take copies of frames that could not leave in this call."""
         self.ready.extend(bytearray(frame) for frame in frames)
         self.ready_at = ready_at
@@ -200,8 +211,8 @@ class _Lane:
         self._delay_line.clear()
         self._held = None
 
-    def _forward(self, frame: Frame, duplicate_draw: float, jitter_draw: float, now: float,
-                 out: list[Frame]) -> None:
+    def _forward(self, frame: Buffer, duplicate_draw: float, jitter_draw: float, now: float,
+                 out: list[Buffer]) -> None:
         """Steps 4 and 5: duplicate, then delay or send on."""
         faults = self.faults
         copies = [frame]
@@ -218,7 +229,7 @@ class _Lane:
             heapq.heappush(self._delay_line, (release_at, next(self._delay_order), owned))
             self.counters.delayed += 1
 
-    def _corrupt(self, frame: Frame, bit_draw: float) -> bytearray | None:
+    def _corrupt(self, frame: Buffer, bit_draw: float) -> bytearray | None:
         """A copy of ``frame`` with one bit flipped past the protected headers, or None
         if the frame has nothing past them."""
         protected = self._protected_len
@@ -327,7 +338,7 @@ class FaultInjector:
         if limit < 1:
             return []
         rx.release_due(now)
-        fresh: list[Frame] = []
+        fresh: list[Buffer] = []
         if len(rx.ready) < limit:
             for frame in self.inner.receive(limit - len(rx.ready)):
                 rx.push(frame, now, fresh)
@@ -349,9 +360,11 @@ class FaultInjector:
         self._flush_tx(now)
         if tx.ready:  # inner still refuses older frames: new ones must not overtake them
             return 0
-        out: list[Frame] = []
+        out: list[Buffer] = []
         for frame in frames:
-            tx.push(frame, now, out)
+            # Faults work on bytes: a gathered frame is joined first (the caller's pieces
+            # stay untouched, and a held frame owns its data).
+            tx.push(frame_bytes(frame) if isinstance(frame, tuple) else frame, now, out)
         if out:
             sent = self.inner.transmit(out)
             if sent < len(out):

@@ -5,8 +5,9 @@ Contract:
 - ``MemoryLink(n_endpoints)`` is a hub: a frame transmitted on one endpoint is queued
   on every *other* open endpoint, in order. Nothing is delivered back to the sender.
 - ``transmit()`` copies every frame before returning (the caller may reuse its
-  buffer), validates the whole batch first and raises ``FrameTooLarge`` without
-  sending anything if one frame exceeds ``mtu + 14`` bytes (``mtu + 18`` when it
+  buffer; a gathered frame, a tuple of buffers, is joined into one copy), validates
+  the whole batch first and raises ``FrameTooLarge`` without sending anything if one
+  frame (all its pieces together) exceeds ``mtu + 14`` bytes (``mtu + 18`` when it
   carries an IEEE 802.1Q / 802.1ad tag). It returns ``len(frames)``: like a wire, the
   link accepts everything, and a receiver whose queue is full drops the frame and
   counts it in its ``stats.rx_dropped`` (tail drop, like a NIC ring).
@@ -35,6 +36,7 @@ from .base import (
     DeviceClosed,
     Frame,
     FrameTooLarge,
+    frame_bytes,
 )
 
 __all__ = ["EndpointStats", "MemoryEndpoint", "MemoryLink"]
@@ -123,7 +125,7 @@ class MemoryEndpoint:
 
     def transmit(self, frames: Sequence[Frame]) -> int:
         self._check_open()
-        copies = [bytes(frame) for frame in frames]
+        copies = [frame_bytes(frame) for frame in frames]
         for frame in copies:
             self._link._check_frame_len(frame)
         for frame in copies:

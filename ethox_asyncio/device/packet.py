@@ -25,12 +25,14 @@ Contract:
   ``receive()``. ``mode="socket"`` reads with one ``recv_into()`` per frame into a reused
   buffer; ``mode="ring"`` reads a ``PACKET_RX_RING`` (TPACKET_V3) mapped into memory and
   returns views into the mapping; ``mode="auto"`` picks ``socket`` (see :data:`AUTO_MODE`).
-- ``transmit(frames)`` sends one frame per ``send()``. It returns how many frames were
+- ``transmit(frames)`` sends one frame per ``send()``; a gathered frame (a tuple of
+  buffers) per ``sendmsg()`` whose iovec is its pieces as they are (behind the zero
+  header with offload off), never joined. It returns how many frames were
   accepted: it stops at the first frame the kernel refuses for lack of room (EAGAIN,
   ENOBUFS; a veth whose peer is down answers ENOBUFS too) so the caller can retry the
-  rest. It checks every frame's length first and raises ``FrameTooLarge`` without
-  sending anything. While the link is down, frames are dropped and counted, like a NIC
-  without carrier.
+  rest. It checks every frame's length (all its pieces together) first and raises
+  ``FrameTooLarge`` without sending anything. While the link is down, frames are
+  dropped and counted, like a NIC without carrier.
 - Not received: frames leaving through the interface, ours or anyone's
   (``PACKET_IGNORE_OUTGOING``, Linux >= 4.20), and frames that arrived before the socket
   was bound.
@@ -67,6 +69,7 @@ from .base import (
     DevicePermissionError,
     Frame,
     FrameTooLarge,
+    frame_len,
 )
 from .nsenter import NetnsError, in_netns
 from .vnet import FLAG_NEEDS_CSUM, GSO_NONE, NO_OFFLOAD, VNET_HDR_LEN
@@ -138,6 +141,7 @@ _SUPER_FRAMES_PER_BATCH = 16
 _SOCKET_SLOT_LEN = 2048  # room per MTU-sized frame in the socket-mode receive buffer
 
 _LINK_ERRNOS = frozenset({errno.ENETDOWN, errno.ENXIO, errno.ENODEV})
+_NO_GSO = bytes([GSO_NONE])  # the virtio-net header's gso_type byte of a plain frame
 
 
 @dataclass(slots=True)
@@ -154,6 +158,22 @@ class PacketStats:
     tx_bytes: int = 0
     tx_busy: int = 0  # transmit() calls cut short by EAGAIN / ENOBUFS
     tx_dropped: int = 0  # frames discarded because the link was down
+
+
+def _frame_bytes_at(frame: Frame, start: int, stop: int) -> bytes:
+    """Bytes ``start:stop`` of a frame, contiguous or gathered, without joining its pieces."""
+    if not isinstance(frame, tuple):
+        return bytes(frame[start:stop])
+    found = []
+    offset = 0
+    for piece in frame:
+        end = offset + len(piece)
+        if end > start:
+            found.append(bytes(piece[max(start - offset, 0) : stop - offset]))
+        if end >= stop:
+            break
+        offset = end
+    return b"".join(found)
 
 
 def _complete_checksum(frame: memoryview) -> bool:
@@ -503,7 +523,9 @@ class PacketDevice(ClosesOnExit):
         stats = self._stats
         for index, frame in enumerate(frames):
             try:
-                if self.offload:
+                if isinstance(frame, tuple):  # gathered: the pieces are the iovec
+                    self._sendmsg(frame if self.offload else (NO_OFFLOAD, *frame))
+                elif self.offload:
                     self._send(frame)
                 else:
                     self._sendmsg((NO_OFFLOAD, frame))
@@ -516,7 +538,7 @@ class PacketDevice(ClosesOnExit):
                     return index
                 return self._on_transmit_error(exc, index, frames)
             stats.tx_frames += 1
-            stats.tx_bytes += len(frame)
+            stats.tx_bytes += frame_len(frame)
         self._link_down_logged = False
         return len(frames)
 
@@ -529,18 +551,18 @@ class PacketDevice(ClosesOnExit):
         header_len = VNET_HDR_LEN if self.offload else 0
         limit = header_len + self._max_plain_len
         for frame in frames:
-            frame_len = len(frame)
-            if frame_len <= limit or (self.offload and frame[1] != GSO_NONE):
+            length = frame_len(frame)
+            if length <= limit or (self.offload and _frame_bytes_at(frame, 1, 2) != _NO_GSO):
                 continue
             ethertype = header_len + 12
-            tagged = frame[ethertype : ethertype + 2] == ETH_P_8021Q
-            if not (tagged and frame_len <= limit + VLAN_TAG_LEN):
-                raise FrameTooLarge(frame_len - header_len, self._max_plain_len, self.mtu)
+            tagged = _frame_bytes_at(frame, ethertype, ethertype + 2) == ETH_P_8021Q
+            if not (tagged and length <= limit + VLAN_TAG_LEN):
+                raise FrameTooLarge(length - header_len, self._max_plain_len, self.mtu)
 
     def _on_transmit_error(self, exc: OSError, index: int, frames: Sequence[Frame]) -> int:
         if exc.errno == errno.EMSGSIZE:
             header_len = VNET_HDR_LEN if self.offload else 0
-            raise FrameTooLarge(len(frames[index]) - header_len, self._max_plain_len,
+            raise FrameTooLarge(frame_len(frames[index]) - header_len, self._max_plain_len,
                                 self.mtu) from exc
         if exc.errno not in _LINK_ERRNOS:
             raise DeviceError(exc.errno, f"{self.ifname}: sending frame {index} of the batch "

@@ -15,6 +15,7 @@ Contract:
   ``clock()`` once per batch. (DESIGN.md calls this wrapper ``PcapWriter(dev, path)``;
   here ``PcapWriter`` is the file writer it uses.) Frames are recorded as the inner
   device hands them over: with ``capabilities.vnet_header`` they carry that header.
+  A gathered frame (a tuple of buffers) is recorded as its pieces joined.
 
 Format reference: https://www.tcpdump.org/manpages/pcap-savefile.5.html and
 draft-ietf-opsawg-pcap.
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, TypeAlias
 
-from .base import ClosesOnExit, Device, DeviceCapabilities, Frame
+from .base import ClosesOnExit, Device, DeviceCapabilities, Frame, frame_bytes
 
 __all__ = [
     "LINKTYPE_ETHERNET",
@@ -108,12 +109,13 @@ class PcapWriter(ClosesOnExit):
         )
 
     def write(self, frame: Frame, timestamp: float) -> None:
-        """Append one record; ``timestamp`` is seconds since the epoch (>= 0)."""
+        """Append one record; ``timestamp`` is seconds since the epoch (>= 0). A gathered
+        ``frame`` (a tuple of buffers) is recorded joined."""
         if self._closed:
             raise ValueError("write to a closed PcapWriter")
         if timestamp < 0:
             raise ValueError(f"pcap timestamps cannot be negative, got {timestamp}")
-        data = memoryview(frame).cast("B")
+        data = memoryview(frame_bytes(frame) if isinstance(frame, tuple) else frame).cast("B")
         orig_len = len(data)
         captured = data[: self.snaplen]
         seconds, microseconds = divmod(round(timestamp * 1_000_000), 1_000_000)

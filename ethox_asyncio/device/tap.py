@@ -26,11 +26,13 @@ Contract:
 - ``engine``: ``"uring"`` (``device/uring.py``: ``rx_buffers`` reads in flight,
   ``max_batch`` send buffers, ``fileno()`` is its eventfd), ``"plain"`` (the fd made
   non-blocking, ``FileIO.readinto`` into ``max_batch`` preallocated buffers, one
-  ``os.write`` per frame, ``fileno()`` is the TAP fd), or ``"auto"``: io_uring, falling
+  ``os.write`` per frame — ``os.writev`` of its pieces for a gathered frame, never
+  joined — ``fileno()`` is the TAP fd), or ``"auto"``: io_uring, falling
   back to plain with one warning when io_uring cannot be used here. ``engine_name``
   says which one runs and ``fallback_reason`` why auto fell back (else ``None``).
 - ``transmit()`` refuses, with ``FrameTooLarge`` and before sending anything, a batch
-  holding a frame longer than ``max_frame_len``: MTU + 18 bytes (Ethernet header and
+  holding a frame (a gathered one counts all its pieces, as do the ``tx_bytes``
+  stats) longer than ``max_frame_len``: MTU + 18 bytes (Ethernet header and
   one VLAN tag), or with offload a maximal IPv6 super-packet (65535 + 40 bytes) plus
   those 18 and the 10-byte vnet header.
 - The TAP deleted while open (``ip link del``, or its namespace removed): the kernel
@@ -67,6 +69,7 @@ from .base import (
     DevicePermissionError,
     Frame,
     FrameTooLarge,
+    frame_len,
 )
 from .nsenter import NetnsError, in_netns
 from .uring import DEVICE_GONE_ERRNOS, EngineStats, UringEngine, UringUnavailable
@@ -242,6 +245,8 @@ class _FrameEngine(Protocol):
 class PlainEngine:
     """One non-blocking ``read``/``write`` system call per frame; ``fileno()`` is ``fd``.
 
+    A gathered frame (a tuple of buffers) goes out with one ``writev`` of its pieces.
+
     Received frames land in ``max_batch`` preallocated buffers, reused by the next
     ``receive()``. ``transmit()`` stops at the first EAGAIN and reports the frames
     before it as accepted; other write errors count in ``stats.tx_errors``.
@@ -285,9 +290,12 @@ class PlainEngine:
 
     def transmit(self, frames: Sequence[Frame]) -> int:
         accepted = 0
+        fd = self._fd
+        write, writev = os.write, os.writev
         for frame in frames:
             try:
-                written = os.write(self._fd, frame)
+                # A TAP write is one frame: writev() gathers the pieces into it.
+                written = writev(fd, frame) if isinstance(frame, tuple) else write(fd, frame)
             except BlockingIOError:
                 break  # the queue is full: the caller may retry the rest
             except OSError as error:
@@ -295,7 +303,7 @@ class PlainEngine:
                 self.stats.tx_errors += 1
                 log.debug("%s: write failed: %s", self.name, error)
             else:
-                self._count_write(written, len(frame))
+                self._count_write(written, frame_len(frame))
             accepted += 1
         return accepted
 
@@ -396,7 +404,7 @@ class TapDevice(ClosesOnExit):
     def transmit(self, frames: Sequence[Frame]) -> int:
         self._check_open()
         if frames:
-            longest = max(map(len, frames))
+            longest = max(map(frame_len, frames))
             if longest > self.max_frame_len:
                 raise FrameTooLarge(longest, self.max_frame_len, self._payload_limit)
         return self._engine.transmit(frames)

@@ -28,9 +28,11 @@ Contract:
   (``low_watermark=rx_buffers``) measured no faster, and costs an extra enter per pump
   under light load. ``transmit([])`` submits pending re-arms without sending anything.
 - ``transmit(frames)`` copies each frame into a FREE send buffer (the caller may reuse
-  its buffers on return), prepares a write, and submits. It returns how many frames it
-  accepted: fewer than given when every send buffer is busy. A frame longer than
-  ``buffer_len`` raises ``FrameTooLarge`` before anything is sent. Writes leave in
+  its buffers on return), prepares a write, and submits. A gathered frame (a tuple of
+  buffers) is copied piece by piece into the send buffer, once each, never joined
+  first. It returns how many frames it accepted: fewer than given when every send
+  buffer is busy. A frame longer than ``buffer_len`` (all its pieces together) raises
+  ``FrameTooLarge`` before anything is sent. Writes leave in
   order when they complete during the submit, as TAP writes do (the TAP's send buffer
   is unlimited); writes that have to wait for room (a full socket) are woken together
   and may complete in any order.
@@ -73,7 +75,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .base import ETHERNET_HEADER_LEN, DeviceClosed, DeviceError, DeviceGone, Frame, FrameTooLarge
+from .base import (
+    ETHERNET_HEADER_LEN,
+    Buffer,
+    DeviceClosed,
+    DeviceError,
+    DeviceGone,
+    Frame,
+    FrameTooLarge,
+    frame_len,
+)
 
 try:
     import liburing
@@ -246,6 +257,27 @@ def _setup_ring(entries: int) -> Any:
 _UNRECLAIMED_POOLS: list[BufferPool] = []
 
 
+def _gather_into(buffer: bytearray, pieces: tuple[Buffer, ...], zeros: memoryview) -> None:
+    """Make ``buffer`` the concatenation of ``pieces``: at most one resize (to the frame's
+    length, growing from ``zeros``, which holds at least that many), then one copy per piece.
+
+    Assigning the first piece to ``buffer[:]`` and appending the others would resize once
+    per piece, and CPython reallocates a bytearray that shrinks below half its allocation
+    (a 10-byte virtio-net header first) and again as each piece grows it.
+    """
+    total = sum(map(len, pieces))
+    surplus = len(buffer) - total
+    if surplus > 0:
+        del buffer[total:]
+    elif surplus < 0:
+        buffer += zeros[:-surplus]
+    offset = 0
+    for piece in pieces:
+        end = offset + len(piece)
+        buffer[offset:end] = piece  # the same length: a plain copy, no resize
+        offset = end
+
+
 class UringEngine:
     """Frames in and out of ``fd`` through io_uring (see the module doc)."""
 
@@ -270,6 +302,8 @@ class UringEngine:
         self.name = name
         self.stats = EngineStats()
         self.pool = BufferPool(rx_buffers + tx_buffers, buffer_len)
+        # Zeros to grow a send buffer with before a gathered frame's pieces fill it.
+        self._zeros = memoryview(bytes(buffer_len))
         self._fd = fd
         self._rx_count = rx_buffers
         self._low_watermark = low_watermark
@@ -328,7 +362,7 @@ class UringEngine:
         """Copy frames into send buffers and submit them (with pending re-arms)."""
         self._check_usable()
         if frames:
-            longest = max(map(len, frames))
+            longest = max(map(frame_len, frames))
             if longest > self.pool.buffer_len:
                 raise FrameTooLarge(longest, self.pool.buffer_len,
                                     self.pool.buffer_len - ETHERNET_HEADER_LEN)
@@ -387,11 +421,15 @@ class UringEngine:
         ring = self._ring
         fd = self._fd
         buffers = self.pool.buffers
+        zeros = self._zeros
         for index, frame in zip(indices, frames, strict=False):  # frames may be more
             # A FREE buffer may be resized: the copy takes the frame's exact length, and
             # io_uring_prep_write() writes a whole bytearray (it refuses memoryviews).
             buffer = buffers[index]
-            buffer[:] = frame
+            if isinstance(frame, tuple):
+                _gather_into(buffer, frame, zeros)
+            else:
+                buffer[:] = frame
             sqe = get_sqe(ring) or self._sqe_after_submit()
             prep_write(sqe, fd, buffer)
             sqe.user_data = index

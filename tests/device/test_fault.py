@@ -10,7 +10,14 @@ from dataclasses import astuple
 
 import pytest
 
-from ethox_asyncio.device.base import Device, DeviceCapabilities, DeviceClosed, Frame
+from ethox_asyncio.device.base import (
+    Device,
+    DeviceCapabilities,
+    DeviceClosed,
+    Frame,
+    FrameTooLarge,
+    frame_bytes,
+)
 from ethox_asyncio.device.fault import TX_RETRY_INTERVAL, FaultInjector, FaultStats
 from ethox_asyncio.device.memory import MemoryEndpoint, MemoryLink
 
@@ -103,7 +110,7 @@ class ListDevice:
     def transmit(self, frames: Sequence[Frame]) -> int:
         accepted = len(frames) if self.accept_per_call is None else min(
             len(frames), self.accept_per_call)
-        self.sent.extend(bytes(frame) for frame in frames[:accepted])
+        self.sent.extend(frame_bytes(frame) for frame in frames[:accepted])
         return accepted
 
     def poll_at(self) -> float | None:
@@ -528,6 +535,55 @@ def test_delay_on_transmit_is_released_by_receive(link: MemoryLink) -> None:
     clock.now = 0.1
     assert injector.receive(BATCH) == []  # nothing to receive, but the timer work runs
     assert [bytes(f) for f in receiver.receive(BATCH)] == [make_frame(0)]
+
+
+# --- gathered frames on transmit ----------------------------------------------------------
+
+def gathered(frame: bytes) -> tuple[bytearray, bytearray, memoryview]:
+    """``frame`` in three pieces as the stack hands it over: a header bytearray split in
+    two, then the payload as a read-only view of application bytes."""
+    return bytearray(frame[:6]), bytearray(frame[6:20]), memoryview(frame[20:])
+
+
+def test_gathered_frames_pass_a_direction_without_faults_untouched(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    injector = FaultInjector(sender, drop=1.0, direction="rx")
+    frames = [make_frame(n, 100) for n in range(3)]
+    assert injector.transmit([gathered(frame) for frame in frames]) == 3
+    assert [bytes(f) for f in receiver.receive(BATCH)] == frames
+    assert sender.stats.tx_bytes == 300
+
+
+def test_gathered_frames_are_joined_before_their_faults(link: MemoryLink) -> None:
+    sender, receiver = link.endpoints
+    clock = VirtualClock()
+    injector = FaultInjector(sender, corrupt=1.0, duplicate=1.0, delay=0.1, direction="tx",
+                             clock=clock, seed=3)
+    original = make_frame(0, 200)
+    pieces = gathered(original)
+    assert injector.transmit([pieces]) == 1
+    assert b"".join(pieces) == original  # the caller's pieces are never damaged
+    pieces[1][:] = bytes(14)  # and may be reused at once: the held frame owns its data
+    clock.now = 0.1
+    assert injector.receive(BATCH) == []  # releases the delayed transmit frames
+    first, second = (bytes(f) for f in receiver.receive(BATCH))
+    assert first == second  # the duplicate is a copy of the damaged frame
+    difference = int.from_bytes(original, "big") ^ int.from_bytes(first, "big")
+    assert difference.bit_count() == 1
+    assert len(original) - 1 - (difference.bit_length() - 1) // 8 >= 14
+    stats = injector.stats
+    assert (stats.tx_frames, stats.tx_corrupted, stats.tx_duplicated) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("direction", ["rx", "tx"])
+def test_a_gathered_frame_beyond_the_mtu_sends_nothing(link: MemoryLink, direction: str) -> None:
+    sender, receiver = link.endpoints
+    injector = FaultInjector(sender, duplicate=1.0, direction=direction)
+    too_large = make_frame(1, 1515)
+    with pytest.raises(FrameTooLarge, match="1515 bytes"):
+        injector.transmit([gathered(make_frame(0)), gathered(too_large)])
+    assert receiver.pending() == 0
+    assert sender.stats.tx_frames == 0
 
 
 # --- transmit direction, refusal, lifecycle -----------------------------------------------

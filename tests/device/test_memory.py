@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from ethox_asyncio.device.base import Device, DeviceClosed, DeviceError, FrameTooLarge
+from ethox_asyncio.device.base import (
+    Device,
+    DeviceClosed,
+    DeviceError,
+    Frame,
+    FrameTooLarge,
+    frame_len,
+)
 from ethox_asyncio.device.memory import MemoryEndpoint, MemoryLink
 
 BROADCAST = b"\xff" * 6
@@ -71,6 +78,40 @@ def test_transmit_copies_the_frame() -> None:
         a.transmit([memoryview(buffer)])
         buffer[-8:] = b"REUSED!!"
         assert received(b) == [frame(b"original")]
+
+
+def test_gathered_frames_arrive_joined_and_count_their_full_length() -> None:
+    with MemoryLink() as link:
+        a, b = link.endpoints
+        payload = bytes(range(256)) * 4
+        headers = bytearray(frame(b"")[:14])
+        three = frame(b"udp-ish" + payload)
+        frames: list[Frame] = [
+            (headers, memoryview(payload)),
+            (bytearray(three[:6]), bytearray(three[6:21]), memoryview(three[21:])),
+            frame(b"contiguous"),
+        ]
+        assert a.transmit(frames) == 3
+        headers[:] = bytes(14)  # the caller reuses its header buffer at once
+        assert received(b) == [frame(payload), three, frame(b"contiguous")]
+        assert (a.stats.tx_frames, a.stats.tx_bytes) == (3, sum(map(frame_len, frames)))
+        assert a.stats.tx_bytes == 14 + 1024 + len(three) + 24
+
+
+def test_a_gathered_frame_beyond_the_mtu_sends_nothing() -> None:
+    with MemoryLink() as link:
+        a, b = link.endpoints
+        too_large = frame(bytes(1501))
+        pieces = (bytearray(too_large[:14]), bytearray(too_large[14:800]),
+                  memoryview(too_large[800:]))
+        with pytest.raises(FrameTooLarge, match="1515 bytes"):
+            a.transmit([(bytearray(frame(b"")), memoryview(b"fine")), pieces])
+        assert b.pending() == 0
+        assert (a.stats.tx_frames, a.stats.tx_bytes) == (0, 0)
+        # The VLAN tag, split across two pieces, still allows its 4 bytes.
+        tagged = vlan_frame(bytes(1500))
+        assert a.transmit([(bytearray(tagged[:13]), memoryview(tagged[13:]))]) == 1
+        assert received(b) == [tagged]
 
 
 def test_received_views_are_writable_and_private_to_each_receiver() -> None:

@@ -32,7 +32,9 @@ from ethox_asyncio.device.base import (
     DeviceError,
     DeviceGone,
     DeviceNotFound,
+    Frame,
     FrameTooLarge,
+    frame_len,
 )
 from ethox_asyncio.device.nsenter import in_netns
 from ethox_asyncio.device.packet import AUTO_MODE, PacketDevice
@@ -394,6 +396,82 @@ def test_kernel_drops_are_counted_when_the_buffer_overflows(veth: Veth, mode: st
     assert drops >= sent - received
 
 
+# --- gathered frames -------------------------------------------------------------------------
+
+
+def gathered(frame: bytes, *cuts: int) -> tuple[bytearray | memoryview, ...]:
+    """``frame`` cut at ``cuts`` as the stack hands it over: bytearrays of the headers it
+    built, then the payload as a read-only view of application bytes."""
+    bounds = [0, *cuts, len(frame)]
+    pieces: list[bytearray | memoryview] = [
+        bytearray(frame[start:end]) for start, end in itertools.pairwise(bounds[:-1])]
+    pieces.append(memoryview(frame[bounds[-2]:]))
+    return tuple(pieces)
+
+
+def kernel_side_listener(veth: Veth) -> socket.socket:
+    """A packet socket on ``veth-k`` for the experimental EtherType: the frames the kernel
+    received from the device, as it received them."""
+    ethertype = int.from_bytes(EXPERIMENTAL, "big")
+    with in_netns(veth.netns):
+        listener = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
+    listener.bind((KERNEL_IF, ethertype))
+    listener.settimeout(TIMEOUT)
+    return listener
+
+
+@pytest.mark.netns
+def test_gathered_frames_reach_the_kernel_as_the_joined_bytes(device: PacketDevice,
+                                                               veth: Veth) -> None:
+    kernel_mac = bytes(veth.mac(KERNEL_IF))
+    ethernet = [marked_frame(kernel_mac, number, size)
+                for number, size in enumerate([60, 1514, 300, 61])]
+    header = VNET_HDR_LEN if device.capabilities.vnet_header else 0
+    frames: list[Frame] = [
+        gathered(for_device(device, ethernet[0]), header + 14),
+        # With offload: the virtio-net header alone, then the headers, then the payload.
+        gathered(for_device(device, ethernet[1]), header, header + 54) if header
+        else gathered(ethernet[1], 6, 54),
+        for_device(device, ethernet[2]),  # contiguous frames still work in the same batch
+        # A piece boundary inside the virtio-net header (or the MACs), and an empty piece.
+        gathered(for_device(device, ethernet[3]), 4, 20, 20),
+    ]
+    with kernel_side_listener(veth) as listener:
+        before = veth.counter(KERNEL_IF, "rx_bytes")
+        assert device.transmit(frames) == 4
+        received = [listener.recv(70000) for _ in range(4)]
+    assert received == ethernet
+    stats = device.stats
+    assert stats.tx_frames == 4
+    assert stats.tx_bytes == sum(map(frame_len, frames)) == sum(map(len, ethernet)) + 4 * header
+    assert veth.counter(KERNEL_IF, "rx_bytes") - before == sum(map(len, ethernet))
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("offload", [True, False])
+def test_a_gathered_frame_over_the_limit_sends_nothing(veth: Veth, offload: bool) -> None:
+    with veth.open("socket", offload) as device:
+        before = veth.counter(KERNEL_IF, "rx_packets")
+        header = VNET_HDR_LEN if offload else 0
+        fits = gathered(for_device(device, marked_frame(PEER_MAC, 1, size=1514)), header + 14)
+        too_large = gathered(for_device(device, marked_frame(PEER_MAC, 2, size=1515)),
+                             header + 14, header + 600)
+        assert max(map(len, too_large)) < 1514 < frame_len(too_large) - header
+        with pytest.raises(FrameTooLarge) as refused:
+            device.transmit([fits, too_large])
+        assert (refused.value.frame_len, refused.value.max_frame_len) == (1515, 1514)
+        assert device.stats.tx_frames == 0
+        # The 802.1Q TPID that allows 4 bytes more is read across a piece boundary, and
+        # from inside a later piece.
+        tagged = for_device(device, PEER_MAC + PEER_MAC + b"\x81\x00\x00\x05"
+                            + EXPERIMENTAL + bytes(1500))
+        assert device.transmit([fits, gathered(tagged, header + 13, header + 40),
+                                gathered(tagged, header + 6, header + 40)]) == 3
+        assert wait_for_counter(veth, KERNEL_IF, "rx_packets", before + 3) == before + 3
+        assert (device.stats.tx_frames, device.stats.tx_bytes) == (
+            3, 3 * header + 1514 + 2 * 1518)
+
+
 # --- offloads -------------------------------------------------------------------------------
 
 
@@ -449,7 +527,9 @@ def test_offload_off_completes_checksums_and_drops_super_frames(veth: Veth, mode
 
 
 @pytest.mark.netns
-def test_offload_on_transmits_super_frames_the_kernel_segments(veth: Veth) -> None:
+@pytest.mark.parametrize("gathered_frame", [False, True], ids=["contiguous", "gathered"])
+def test_offload_on_transmits_super_frames_the_kernel_segments(veth: Veth,
+                                                               gathered_frame: bool) -> None:
     segment_len, segments = 1000, 4
     payload = bytes(range(250)) * 16
     with in_netns(veth.netns):
@@ -468,7 +548,13 @@ def test_offload_on_transmits_super_frames_the_kernel_segments(veth: Veth) -> No
         # The kernel finishes the checksum from the pseudo-header sum (NEEDS_CSUM).
         pseudo = fold(pseudo_header(int(STACK_IP), int(KERNEL_IP), IpProtocol.UDP, udp_len))
         frame[VNET_HDR_LEN + 34 :] = struct.pack("!HHHH", 40000, 7777, udp_len, pseudo) + payload
-        assert device.transmit([frame]) == 1
+        # Gathered, the super-frame is recognised by the gso_type in its first piece
+        # (the virtio-net header), and the payload stays the application's buffer.
+        sent: Frame = (bytes(frame[:VNET_HDR_LEN]), frame[VNET_HDR_LEN : VNET_HDR_LEN + 42],
+                       memoryview(payload)) if gathered_frame else frame
+        assert frame_len(sent) == len(frame)
+        assert device.transmit([sent]) == 1
+        assert device.stats.tx_bytes == len(frame)
         datagrams = [receiver.recv(65536) for _ in range(segments)]
     assert [len(datagram) for datagram in datagrams] == [segment_len] * segments
     assert b"".join(datagrams) == payload

@@ -221,6 +221,20 @@ def test_pcap_device_records_both_directions(tmp_path: Path) -> None:
     ]
 
 
+def test_gathered_frames_are_recorded_joined(tmp_path: Path) -> None:
+    path = tmp_path / "gathered.pcap"
+    one, two = ethernet_frame(1, payload_len=200), ethernet_frame(2)
+    with MemoryLink() as link:
+        a, b = link.endpoints
+        device = PcapDevice(a, path, clock=lambda: 7.0, snaplen=100)
+        assert device.transmit([(bytearray(one[:14]), memoryview(one[14:])),
+                                (bytearray(two[:6]), b"", memoryview(two[6:]))]) == 2
+        device.close()
+        assert [bytes(view) for view in b.receive(10)] == [one, two]
+    records = list(read_pcap(path))
+    assert [(r.data, r.orig_len) for r in records] == [(one[:100], 214), (two, 60)]
+
+
 def test_pcap_device_records_only_accepted_frames() -> None:
     out = io.BytesIO()
     inner = HalfAcceptingDevice()

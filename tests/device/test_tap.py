@@ -31,7 +31,9 @@ from ethox_asyncio.device.base import (
     DeviceGone,
     DeviceNotFound,
     DevicePermissionError,
+    Frame,
     FrameTooLarge,
+    frame_len,
 )
 from ethox_asyncio.device.nsenter import in_netns
 from ethox_asyncio.device.tap import TapDevice
@@ -45,6 +47,7 @@ STACK_MAC = bytes.fromhex("020000000002")
 BROADCAST = b"\xff" * 6
 ETHERTYPE_ARP = 0x0806
 ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_EXPERIMENTAL = 0x88B5  # IEEE 802 local experimental EtherType 1
 WAIT = 3.0  # seconds any one expected frame may take
 COMMAND_TIMEOUT = 10.0
 
@@ -186,6 +189,77 @@ def test_with_offload_the_kernel_leaves_tcp_checksums_to_the_header(
         # the 14-byte Ethernet and 20-byte IPv4 headers holds only the pseudo-header sum.
         assert header.needs_csum and not header.is_gso
         assert (header.csum_start, header.csum_offset) == (34, 16)
+
+
+# -- gathered frames ---------------------------------------------------------------
+
+
+def experimental_frame(number: int, length: int) -> bytes:
+    """A ``length``-byte broadcast frame of the local experimental EtherType whose payload
+    starts with ``number`` and varies with it."""
+    head = BROADCAST + STACK_MAC + struct.pack("!HI", ETHERTYPE_EXPERIMENTAL, number)
+    return head + bytes((number * 7 + i) % 251 for i in range(length - len(head)))
+
+
+def kernel_side_listener(netns: str) -> socket.socket:
+    """A packet socket on the TAP's kernel side for the experimental EtherType: it sees,
+    as the kernel received them, the frames we write."""
+    with in_netns(netns):
+        listener = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                                 socket.htons(ETHERTYPE_EXPERIMENTAL))
+    listener.bind((TAP, ETHERTYPE_EXPERIMENTAL))
+    listener.settimeout(WAIT)
+    return listener
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize(("engine", "offload"), ENGINE_AND_OFFLOAD)
+def test_gathered_frames_reach_the_kernel_as_the_joined_bytes(
+        netns: str, engine: str, offload: bool) -> None:
+    ethernet = [experimental_frame(number, length)
+                for number, length in enumerate([60, 1514, 800, 61])]
+    header = NO_OFFLOAD if offload else b""
+    # As the stack gathers: its headers in a bytearray, the payload a read-only view of
+    # the application's bytes; with offload also the virtio-net header on its own.
+    frames: list[Frame] = [
+        (bytearray(header + ethernet[0][:14]), memoryview(ethernet[0][14:])),
+        (bytearray(header), bytearray(ethernet[1][:54]), memoryview(ethernet[1][54:])),
+        with_header(ethernet[2], offload),  # contiguous frames still work in the same batch
+        (bytearray(header + ethernet[3][:20]), b"", memoryview(ethernet[3][20:])),
+    ]
+    with TapDevice(TAP, netns=netns, engine=engine, offload=offload) as device, \
+            kernel_side_listener(netns) as listener:
+        assert device.transmit(frames) == 4
+        received = [listener.recv(70000) for _ in range(4)]
+        stats = device.stats
+        kernel = link_info(netns)["stats64"]
+    assert received == ethernet
+    assert (stats.tx_frames, stats.tx_errors) == (4, 0)
+    assert stats.tx_bytes == sum(map(frame_len, frames)) == sum(map(len, ethernet)) + (
+        4 * VNET_HDR_LEN if offload else 0)
+    assert isinstance(kernel, dict)
+    assert (kernel["rx"]["packets"], kernel["rx"]["bytes"]) == (4, sum(map(len, ethernet)))
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize(("engine", "offload"), ENGINE_AND_OFFLOAD)
+def test_a_gathered_frame_over_the_limit_sends_nothing(
+        netns: str, engine: str, offload: bool) -> None:
+    with TapDevice(TAP, netns=netns, engine=engine, offload=offload, mtu=1500) as device:
+        limit = device.max_frame_len
+        fits = with_header(experimental_frame(1, 60), offload)
+        # Each piece is far below the limit; only all of them together exceed it.
+        third = (limit + 1) // 3
+        too_large = with_header(experimental_frame(2, limit + 1 - len(with_header(b"", offload))),
+                                offload)
+        pieces = (bytearray(too_large[:third]), bytearray(too_large[third:2 * third]),
+                  memoryview(too_large[2 * third:]))
+        assert frame_len(pieces) == limit + 1
+        with pytest.raises(FrameTooLarge, match=f"{limit + 1} bytes") as refused:
+            device.transmit([(bytearray(fits[:30]), memoryview(fits[30:])), pieces])
+        assert refused.value.frame_len == limit + 1
+        assert (device.stats.tx_frames, device.stats.tx_bytes) == (0, 0)
+        assert kernel_packets(netns, "rx") == 0, "nothing of a refused batch is sent"
 
 
 # -- attaching --------------------------------------------------------------------

@@ -238,6 +238,64 @@ def test_transmit_sends_every_frame(
     assert not readable(engine.fileno()), "write completions must not wake the loop"
 
 
+def gathered(frame: bytes, *cuts: int) -> tuple[bytearray | memoryview, ...]:
+    """``frame`` cut at ``cuts`` into pieces as the stack hands them over: bytearrays of
+    headers it just built, then the payload as a read-only view of application bytes."""
+    bounds = [0, *cuts, len(frame)]
+    pieces: list[bytearray | memoryview] = [
+        bytearray(frame[start:end]) for start, end in itertools.pairwise(bounds[:-1])]
+    pieces.append(memoryview(frame[bounds[-2]:]))
+    return tuple(pieces)
+
+
+def test_transmit_sends_gathered_frames_as_the_joined_bytes(
+        engine: UringEngine, pair: tuple[socket.socket, socket.socket]) -> None:
+    _, peer = pair
+    two = bytes(range(200)) * 3
+    three = bytes(reversed(range(256))) * 5
+    frames: list[Frame] = [gathered(two, 54), gathered(three, 10, 64), b"contiguous"]
+    assert engine.transmit(frames) == 3
+    assert drain(peer, 3) == [two, three, b"contiguous"]
+    assert (engine.stats.tx_frames, engine.stats.tx_bytes) == (3, 600 + 1280 + 10)
+    assert engine.stats.tx_errors == 0
+
+
+def test_a_reused_send_buffer_takes_each_gathered_frames_exact_length(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    single = UringEngine(ours.fileno(), name="pair", buffer_len=2048, rx_buffers=1,
+                         tx_buffers=1)
+    try:
+        # One send buffer shrinks and grows: long, short, longer, tiny, full, and a
+        # frame with an empty piece in the middle.
+        sent = []
+        for number, (length, cuts) in enumerate([
+                (1500, (10, 64)), (60, (14,)), (1800, (10, 64)), (12, (10,)),
+                (2048, (1, 2, 2000)), (700, (54, 54))]):
+            frame = bytes((number * 37 + i) % 256 for i in range(length))
+            assert single.transmit([gathered(frame, *cuts)]) == 1
+            sent.append(frame)
+            assert drain(peer, 1) == [frame]
+            single.receive(1)  # harvests the write, freeing the buffer
+        assert single.stats.tx_bytes == sum(map(len, sent))
+        assert single.stats.tx_frames == len(sent)
+    finally:
+        single.close()
+
+
+def test_a_gathered_frame_larger_than_the_buffers_sends_nothing(
+        engine: UringEngine, pair: tuple[socket.socket, socket.socket]) -> None:
+    _, peer = pair
+    # Every piece fits a buffer; only the whole frame does not.
+    with pytest.raises(FrameTooLarge, match="2049 bytes"):
+        engine.transmit([gathered(bytes(100), 14), gathered(bytes(2049), 10, 1024)])
+    peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        peer.recv(10)
+    assert engine.pool.count(SENDING) == 0
+    assert engine.stats.tx_frames == 0
+
+
 def test_transmit_copies_so_the_caller_may_reuse_its_buffers(
         pair: tuple[socket.socket, socket.socket]) -> None:
     ours, peer = pair
