@@ -15,7 +15,10 @@ import timeit
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
-from ethox_asyncio.stack.wire.checksum import checksum
+from ethox_asyncio.stack.path import FramePath
+from ethox_asyncio.stack.tcp.host import _emit, _frame
+from ethox_asyncio.stack.tcp.segment import ACK, Segment
+from ethox_asyncio.stack.wire.checksum import checksum, ones_sum, pseudo_header
 from ethox_asyncio.stack.wire.ethernet import EthernetFrame
 from ethox_asyncio.stack.wire.ip import IpProtocol
 from ethox_asyncio.stack.wire.ipv4 import Ipv4Packet, Ipv4Repr
@@ -38,15 +41,32 @@ def data_segment(payload_len: int) -> tuple[bytes, bytes]:
     return bytes(frame), bytes(segment)
 
 
+def frame_path() -> FramePath:
+    """The Ethernet + IPv4 template a connection's segments are built on (stack/path.py)."""
+    ip = bytearray(20)
+    Ipv4Repr(SRC, DST, IpProtocol.TCP, 0, ident=0).emit(ip)
+    ip[10:12] = b"\0\0"  # the template leaves the checksum to send_on
+    return FramePath(bytes(12) + b"\x08\x00" + bytes(ip),
+                     pseudo_header(int(SRC), int(DST), IpProtocol.TCP, 0), ones_sum(ip))
+
+
 def cases() -> dict[str, Callable[[], object]]:
     frame, segment = data_segment(1448)
     ip_bytes = frame[14:]
+    path = frame_path()
+    app_bytes = bytes(range(256)) * 6
+    seg = Segment(40000, 80, 1, 1, ACK, 512, memoryview(app_bytes)[:1448])
+    seg.ts_val, seg.ts_ecr = 100, 200
+    src, dst = int(SRC), int(DST)
     return {
         "checksum 1460 B": lambda: checksum(segment),
         "EthernetFrame.checked": lambda: EthernetFrame.checked(frame),
         "Ipv4Packet.checked (verifies header checksum)": lambda: Ipv4Packet.checked(ip_bytes),
         "parse_tcp_fast": lambda: parse_tcp_fast(segment),
         "TcpRepr.parse, checksum verified, 1448 B": lambda: TcpRepr.parse(segment, SRC, DST),
+        "TCP headers on a FramePath, software checksum": lambda: _frame(seg, path, False),
+        "TCP headers on a FramePath, partial checksum": lambda: _frame(seg, path, True),
+        "TCP segment copied whole (unresolved next hop)": lambda: _emit(seg, src, dst, False),
     }
 
 

@@ -39,6 +39,7 @@ import asyncio
 import asyncio.sslproto
 import asyncio.unix_events
 import errno
+import functools
 import inspect
 import ipaddress
 import itertools
@@ -52,7 +53,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._server import EthoxServer, _Connector, _ListenSpec
 from ._transports import DatagramTransport, TcpTransport
 from .config import StackConfig
-from .device.base import Device, DeviceError
+from .device.base import Device, DeviceError, Frame, frame_bytes
 from .device.pcap import PcapWriter
 from .device.spec import open_device
 from .device.vnet import (
@@ -63,6 +64,7 @@ from .device.vnet import (
     VnetHeader,
 )
 from .stack.interface import EchoReply, Interface, InterfaceConfig, UdpDatagram, UdpError
+from .stack.path import OutFrame
 from .stack.tcp.connection import (
     EV_ACCEPT,
     EV_CLOSED,
@@ -209,18 +211,16 @@ class _EthoxLoopMixin(_LoopBase):
 
     def _transmit_batch(self, now: float) -> None:
         frames = self._stack.egress(now, TX_BUDGET)
-        offload = self._stack.tcp.checksum_offload
-        if frames and self._pcap is not None:
-            stamp = time.time()
-            for frame in frames:
-                span = partial_checksum_span(frame) if offload else None
-                # The capture shows what the device sends: the checksum completed.
-                self._pcap.write(frame if span is None else complete_checksum(frame, span),
-                                 stamp)
         if frames:
+            offload = self._stack.tcp.checksum_offload
+            if self._pcap is not None:
+                stamp = time.time()
+                for frame in frames:
+                    self._pcap.write(_as_sent(frame, offload), stamp)
             if self._vnet:
-                frames = [_vnet_header(frame, offload) + frame for frame in frames]
-            self._device.transmit(frames)
+                self._device.transmit([_with_vnet_header(frame, offload) for frame in frames])
+            else:
+                self._device.transmit(frames)
         if self._stack.poll_at() == 0.0:  # more queued than the budget allowed
             self._schedule_pump()
 
@@ -715,13 +715,29 @@ def _numeric_addrinfo(host: bytes | str | None, port: bytes | str | int | None, 
     return [(af, kind, proto or protos.get(kind, 0), "", sockaddr) for kind in types]
 
 
-def _vnet_header(frame: bytes, offload: bool) -> bytes:
-    """The virtio-net header for a frame we send: NEEDS_CSUM for a TCP segment that
-    carries only its pseudo-header sum (the kernel completes it), else none."""
+def _with_vnet_header(frame: OutFrame, offload: bool) -> Frame:
+    """The frame gathered behind its virtio-net header: NEEDS_CSUM for a TCP segment
+    that carries only its pseudo-header sum (the kernel completes it), else none."""
+    if type(frame) is tuple:
+        head, payload = frame
+        span = partial_checksum_span(head) if offload else None
+        return (NO_OFFLOAD if span is None else _needs_csum(span), head, payload)
+    assert not isinstance(frame, tuple)  # for mypy: type() does not narrow
     span = partial_checksum_span(frame) if offload else None
-    if span is None:
-        return NO_OFFLOAD
+    return (NO_OFFLOAD if span is None else _needs_csum(span), frame)
+
+
+@functools.cache
+def _needs_csum(span: tuple[int, int]) -> bytes:
+    """One header per checksum position (a couple in practice: IPv4 and IPv6)."""
     return VnetHeader(flags=FLAG_NEEDS_CSUM, csum_start=span[0], csum_offset=span[1]).pack()
+
+
+def _as_sent(frame: OutFrame, offload: bool) -> bytes:
+    """The frame as the device sends it, for captures: joined, checksum completed."""
+    data = frame_bytes(frame)
+    span = partial_checksum_span(data) if offload else None
+    return data if span is None else complete_checksum(data, span)
 
 
 def _device_poll_at(device: Device) -> float | None:

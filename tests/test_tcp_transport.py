@@ -41,7 +41,7 @@ import uvloop
 
 import ethox_asyncio
 from ethox_asyncio.config import StackConfig
-from ethox_asyncio.device.base import DeviceCapabilities, DeviceClosed, Frame
+from ethox_asyncio.device.base import DeviceCapabilities, DeviceClosed, Frame, frame_bytes
 from ethox_asyncio.stack.wire.ethernet import EthernetAddress
 
 KINDS = ["asyncio-kernel", "uvloop-kernel", "ethox-uvloop", "ethox-asyncio"]
@@ -110,7 +110,7 @@ class ThreadLinkEnd:
             if len(other._queue) >= self.QUEUE_LIMIT:
                 self.dropped += 1
                 continue
-            other._queue.append(bytes(frame))
+            other._queue.append(frame_bytes(frame))
         try:
             os.eventfd_write(other._fd, 1)
         except OSError:  # closed meanwhile

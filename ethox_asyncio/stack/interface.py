@@ -4,8 +4,10 @@ Contract:
 - ``ingress(frame, now)`` handles one received Ethernet frame. Anything that does
   not parse, is not for us, or is refused by a rule is dropped and counted in
   ``stats`` under a reason; remote bytes never raise out of here.
-- ``egress(now, budget)`` returns at most ``budget`` frames to transmit (bytes,
-  plain Ethernet: the loop adds a device's virtio-net header). It also runs the
+- ``egress(now, budget)`` returns at most ``budget`` frames to transmit, plain
+  Ethernet (the loop adds a device's virtio-net header): each contiguous
+  (``bytes``) or gathered as ``(headers, payload)`` with the payload
+  still the application's buffer (:data:`~.path.OutFrame`; TCP segments with data). It also runs the
   timers that are due (neighbour solicitations, reassembly timeouts); answers
   those timers generate that cannot be sent are dropped and counted, so egress
   never raises because of what a peer sent.
@@ -40,6 +42,7 @@ from .icmp import TokenBucket
 from .iphost import IpHost, SharedTables
 from .ipv4 import Ipv4Host
 from .ipv6 import Ipv6Host
+from .path import OutFrame
 from .route import RouteTable
 from .tcp.host import TcpHost
 from .udp import UdpEndpoint, UdpTable
@@ -62,7 +65,7 @@ class Interface:
         self.icmp_errors = TokenBucket(config.icmp_error_rate, config.icmp_error_burst)
         self.events: deque[Event] = deque()
         self.stats: Counter[str] = Counter()
-        self._tx: deque[bytes] = deque()
+        self._tx: deque[OutFrame] = deque()
         self.tcp = TcpHost(config.tcp, secret=config.secret, mtu=config.mtu,
                            events=self.events, stats=self.stats,
                            checksum_offload=config.tcp_checksum_offload)
@@ -114,7 +117,7 @@ class Interface:
         except WireError as error:
             self.stats[f"drop_{type(error).__name__}"] += 1
 
-    def egress(self, now: float, budget: int) -> list[bytes]:
+    def egress(self, now: float, budget: int) -> list[OutFrame]:
         self.ipv4.run_timers(now)
         self.ipv6.run_timers(now)
         self.tcp.egress(now)
@@ -124,7 +127,7 @@ class Interface:
             at = host.poll_at()
             if at is not None and at <= now:
                 host.run_timers(now)
-        out: list[bytes] = []
+        out: list[OutFrame] = []
         tx = self._tx
         while tx and len(out) < budget:
             out.append(tx.popleft())

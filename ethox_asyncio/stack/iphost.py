@@ -20,6 +20,11 @@ Contract:
   sends can make ``ingress`` or a timer raise.
 - User calls (``send_udp``, ``send_ping``) raise ``OSError`` as a kernel socket
   would (ENETUNREACH, EMSGSIZE): the caller reports it to the application.
+- The transport fast path (:mod:`.path`): :meth:`IpHost.path` resolves route and
+  next hop once for a batch of segments to one destination and returns the
+  headers they start with (None while the next hop is unresolved: then the
+  transport sends whole packets, which queue for the neighbour);
+  :meth:`IpHost.send_on` finishes one frame built on it and queues it gathered.
 
 Frames go to the interface's shared transmit queue, events to its shared queue.
 Never reads a clock and never does I/O.
@@ -47,6 +52,7 @@ from .common import (
 from .fragment import Reassembler
 from .icmp import TokenBucket
 from .neighbor import NeighborCache, Solicitation
+from .path import FramePath, OutFrame, Payload
 from .route import RouteTable
 from .tcp.host import TcpHost
 from .udp import UdpEndpoint, UdpTable
@@ -90,7 +96,7 @@ class SharedTables:
     icmp_errors: TokenBucket
     events: deque[Event]
     stats: Counter[str]
-    tx: deque[bytes]
+    tx: deque[OutFrame]
 
 
 class IpHost:
@@ -223,12 +229,41 @@ class IpHost:
         """A segment of one of our connections (raises OSError: no route...)."""
         self._send(self._address(src), self._address(dst), IpProtocol.TCP, segment, now)
 
+    def path(self, src: int, dst: int, protocol: int, now: float) -> FramePath | None:
+        """The headers of frames from our ``src`` to unicast ``dst`` (module contract):
+        None while the next hop is being resolved, or for a destination that is not
+        unicast (the general path handles both). Raises ``OSError(ENETUNREACH)``."""
+        dst_address = self._address(dst)
+        if self._is_group(dst_address):
+            return None
+        next_hop = self.routes.next_hop(dst_address)
+        if next_hop is None or next_hop.version != self.family:
+            raise OSError(ENETUNREACH, f"no route to {dst_address}")
+        mac = self.neighbors.lookup(next_hop, now)
+        if mac is None:
+            return None
+        return self._path(self._address(src), dst_address, protocol, mac)
+
+    def send_on(self, path: FramePath, frame: bytearray, payload: Payload) -> None:
+        """Fill the IP length fields of ``frame`` (made by :func:`.path.start_frame`,
+        transport header written) and queue it with ``payload`` gathered behind it.
+        Raises ``OSError(EMSGSIZE)`` for a packet larger than the MTU."""
+        raise NotImplementedError
+
     def answer_tcp(self, src: int, dst: int, segment: bytes, now: float) -> bool:
         """A reset of ours: through the answer path, never raising."""
         return self._answer(self._address(src), self._address(dst), IpProtocol.TCP,
                             segment, now)
 
     def _address(self, value: int) -> IpAddress:
+        raise NotImplementedError
+
+    def _is_group(self, dst: IpAddress) -> bool:
+        """True for a destination the link reaches by broadcast or multicast."""
+        raise NotImplementedError
+
+    def _path(self, src: IpAddress, dst: IpAddress, protocol: int,
+              mac: EthernetAddress) -> FramePath:
         raise NotImplementedError
 
     def _deliver_error(self, protocol: int, quoted: QuotedTransport | None,

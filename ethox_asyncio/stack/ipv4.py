@@ -38,8 +38,9 @@ from .fragment import fragment_sizes
 from .icmp import may_send_icmpv4_error, quote_ipv4
 from .iphost import IpAddress, IpHost, SharedTables
 from .neighbor import Solicitation
+from .path import FramePath, Payload
 from .wire.arp import ArpOperation, ArpRepr
-from .wire.checksum import ChecksumCaps
+from .wire.checksum import ChecksumCaps, fold, ones_sum, pseudo_header
 from .wire.ethernet import BROADCAST, EthernetAddress, EthernetFrame, EthernetRepr, EtherType
 from .wire.icmpv4 import (
     Icmpv4DestUnreachable,
@@ -63,6 +64,11 @@ DEFAULT_TTL = 64  # RFC 1700 / Linux net.ipv4.ip_default_ttl
 
 _ADDRESSES = struct.Struct("!4s4s")  # source and destination, at offset 12
 _SRC_DST_OFFSET = 12
+_PATH_HEADER = struct.Struct("!BBHHHBBH4s4s")  # RFC 791 §3.1, 20 bytes, no options
+_LENGTH_IDENT = struct.Struct("!HH")  # total length, identification (offset 2)
+_U16 = struct.Struct("!H")
+_DONT_FRAGMENT = 0x4000
+_ETHERTYPE_IPV4 = b"\x08\x00"
 _SEQ = struct.Struct("!I")
 
 
@@ -332,6 +338,30 @@ class Ipv4Host(IpHost):
 
     def _address(self, value: int) -> IpAddress:
         return IPv4Address(value)
+
+    def _is_group(self, dst: IpAddress) -> bool:
+        return self.routes.is_broadcast(dst) or dst.is_multicast
+
+    def _path(self, src: IpAddress, dst: IpAddress, protocol: int,
+              mac: EthernetAddress) -> FramePath:
+        # What _send writes for an unfragmented packet with DF (RFC 791 §3.1), with
+        # total length, identification and checksum left zero for send_on.
+        header = _PATH_HEADER.pack(0x45, 0, 0, 0, _DONT_FRAGMENT, DEFAULT_TTL, protocol, 0,
+                                   src.packed, dst.packed)
+        return FramePath(mac + self.mac + _ETHERTYPE_IPV4 + header,
+                         pseudo_header(int(src), int(dst), protocol, 0), ones_sum(header))
+
+    def send_on(self, path: FramePath, frame: bytearray, payload: Payload) -> None:
+        total = len(frame) - ETH_HEADER_LEN + len(payload)
+        if total > self.config.mtu:
+            raise OSError(EMSGSIZE, f"a {total}-byte packet exceeds the MTU of "
+                                    f"{self.config.mtu} with DF set")
+        ident = self._ident = (self._ident + 1) & 0xFFFF
+        _LENGTH_IDENT.pack_into(frame, ETH_HEADER_LEN + 2, total, ident)
+        # RFC 1071: the zeroed fields' sum plus the two just written, complemented.
+        _U16.pack_into(frame, ETH_HEADER_LEN + 10,
+                       ~fold(path.header_sum + total + ident) & 0xFFFF)
+        self._tx.append((frame, payload) if payload else bytes(frame))
 
     def _link_destination(self, dst: IpAddress) -> EthernetAddress:
         # Multicast is sent as a link broadcast: we join no IPv4 group (no IGMP).

@@ -31,12 +31,13 @@ import struct
 from errno import ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH
 from ipaddress import IPv6Address, IPv6Interface
 
-from .common import InterfaceConfig, ethernet_frame
+from .common import ETH_HEADER_LEN, InterfaceConfig, ethernet_frame
 from .fragment import fragment_sizes
 from .icmp import is_icmpv6_error, may_send_icmpv6_error, quote_ipv6
 from .iphost import IpAddress, IpHost, SharedTables
 from .neighbor import NeighborCache, NeighborState, Solicitation
-from .wire.checksum import ChecksumCaps
+from .path import FramePath, Payload
+from .wire.checksum import ChecksumCaps, pseudo_header
 from .wire.ethernet import EthernetAddress, EtherType, ipv6_multicast_mac
 from .wire.icmpv6 import (
     Icmpv6DestUnreachable,
@@ -77,6 +78,11 @@ _ADDRESSES = struct.Struct("!16s16s")  # source and destination, at offset 8
 _SRC_DST_OFFSET = 8
 _SEQ = struct.Struct("!I")
 _LOOPBACK = 1  # ::1
+_PATH_HEADER = struct.Struct("!IHBB16s16s")  # RFC 8200 §3: version/class/label, length...
+_U16 = struct.Struct("!H")
+_ETHERTYPE_IPV6 = b"\x86\xdd"
+_L4_OFFSET = ETH_HEADER_LEN + IPV6_HEADER_LEN
+_PAYLOAD_LENGTH_OFFSET = ETH_HEADER_LEN + 4
 
 
 class Ipv6Host(IpHost):
@@ -424,6 +430,26 @@ class Ipv6Host(IpHost):
 
     def _address(self, value: int) -> IpAddress:
         return IPv6Address(value)
+
+    def _is_group(self, dst: IpAddress) -> bool:
+        return dst.is_multicast
+
+    def _path(self, src: IpAddress, dst: IpAddress, protocol: int,
+              mac: EthernetAddress) -> FramePath:
+        # What _send writes for an unfragmented packet (RFC 8200 §3), payload length
+        # left zero for send_on.
+        header = _PATH_HEADER.pack(0x60000000, 0, protocol, DEFAULT_HOP_LIMIT,
+                                   src.packed, dst.packed)
+        return FramePath(mac + self.mac + _ETHERTYPE_IPV6 + header,
+                         pseudo_header(int(src), int(dst), protocol, 0))
+
+    def send_on(self, path: FramePath, frame: bytearray, payload: Payload) -> None:
+        length = len(frame) - _L4_OFFSET + len(payload)
+        if length > self.config.mtu - IPV6_HEADER_LEN:
+            raise OSError(EMSGSIZE, f"a {length + IPV6_HEADER_LEN}-byte packet exceeds "
+                                    f"the MTU of {self.config.mtu}")
+        _U16.pack_into(frame, _PAYLOAD_LENGTH_OFFSET, length)
+        self._tx.append((frame, payload) if payload else bytes(frame))
 
     def _link_destination(self, dst: IpAddress) -> EthernetAddress:
         assert isinstance(dst, IPv6Address)

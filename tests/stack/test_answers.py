@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ethox_asyncio.device.base import frame_bytes
 from ethox_asyncio.stack.interface import Interface, InterfaceConfig, UdpDatagram
 from ethox_asyncio.stack.wire.arp import ArpOperation, ArpPacket, ArpRepr
 from ethox_asyncio.stack.wire.checksum import (
@@ -366,7 +367,7 @@ class Link:
         self.iface.ingress(frame, self.now, checksum_verified=verified)
 
     def egress_once(self, budget: int = 1024) -> list[bytes]:
-        frames = self.iface.egress(self.now, budget)
+        frames = [frame_bytes(f) for f in self.iface.egress(self.now, budget)]
         self._answer_resolution(frames)
         return frames
 
@@ -459,7 +460,7 @@ def test_unroutable_timer_answer_does_not_stop_the_rest_of_that_egress(family: i
         link.send(ip_frame(fam, udp_first_fragment(fam, src, OURS[fam], ident=11)))
     link.run_until(REASSEMBLY_V6)
     link.send(ip_frame(4, echo_request_packet(4, PEER_IP, OUR_IP)))  # a queued echo reply
-    out = link.iface.egress(link.now, 64)  # one call
+    out = [frame_bytes(f) for f in link.iface.egress(link.now, 64)]  # one call
     exceeded = time_exceeded(out)
     assert [(src, dst) for _, src, dst, _ in exceeded] == [(OURS[other], PEER[other])]
     assert [(src, dst) for _, src, dst, _ in echo_replies(out)] == [(OUR_IP, PEER_IP)]

@@ -61,6 +61,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from ethox_asyncio.device.base import frame_bytes
 from ethox_asyncio.stack.fragment import Reassembler
 from ethox_asyncio.stack.icmp import TokenBucket
 from ethox_asyncio.stack.interface import (
@@ -979,6 +980,7 @@ class Harness:
     def egress(self, budget: int) -> list[bytes]:
         out = self.iface.egress(self.now, budget)
         assert isinstance(out, list) and len(out) <= budget
+        out = [frame_bytes(f) for f in out]
         for frame in out:
             self.check_output(frame)
         self.recent.extend(out)
@@ -1368,7 +1370,7 @@ def test_egress_runs_the_timers_it_arms(family: int) -> None:
     harness.iface.ingress(frame, harness.now)
     assert harness.iface.egress(harness.now, 64) == []  # nothing to say yet
     harness.now += wait
-    out = harness.iface.egress(harness.now, 64)
+    out = [frame_bytes(f) for f in harness.iface.egress(harness.now, 64)]
     poll_at = harness.iface.poll_at()
     assert out, "the solicitation for the Time Exceeded's next hop should leave now"
     assert poll_at is None or poll_at > harness.now

@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip
 
 import pytest
 
+from ethox_asyncio.device.base import frame_bytes
 from ethox_asyncio.stack.interface import (
     EchoReply,
     Interface,
@@ -46,7 +47,7 @@ class Wire:
         end = self.now + until
         while self.now <= end:
             for sender, receiver in ((self.a, self.b), (self.b, self.a)):
-                for frame in sender.egress(self.now, 64):
+                for frame in map(frame_bytes, sender.egress(self.now, 64)):
                     self.frames += 1
                     if sender is self.a:
                         self.sent_by_a.append(frame)

@@ -25,7 +25,12 @@ Contract:
   send (touched, received a segment, or whose timer ran) and sends each through
   the family's IP layer: checksum computed in software, or — ``checksum_offload``,
   a virtio-net device — only the pseudo-header sum, the loop marking the frame
-  NEEDS_CSUM with :func:`partial_checksum_span`. :meth:`poll_at` is the
+  NEEDS_CSUM with :func:`partial_checksum_span`. Segments are built on the IP
+  layer's :class:`~..path.FramePath` for the connection (one route and neighbour
+  lookup per connection and call): the headers are written into one new buffer
+  and the payload — a view of the application's bytes in the send buffer — is
+  queued behind it by reference, so a payload byte is first copied by the device.
+  While the next hop is unresolved, whole packets go to the IP layer's queue. :meth:`poll_at` is the
   earliest connection deadline (a min over connections with a timer: O(n) per
   call, fine for the hundreds of connections the tests use; a timer wheel comes
   with the speed issue).
@@ -44,7 +49,8 @@ import struct
 from collections import Counter, deque
 from typing import Any, Protocol
 
-from ..wire.checksum import ChecksumCaps, checksum, fold, pseudo_header, verify
+from ..path import FramePath, Payload, start_frame
+from ..wire.checksum import ChecksumCaps, checksum, fold, ones_sum, pseudo_header, verify
 from ..wire.errors import WireError
 from ..wire.ip import IpProtocol
 from .config import TcpConfig
@@ -65,9 +71,12 @@ _Key = tuple[int, int, int, int, int]  # family, local addr, local port, remote 
 
 
 class TcpSender(Protocol):
-    """What the host needs of an IP layer: send one TCP segment (raises OSError)."""
+    """What the host needs of an IP layer: send one TCP segment, whole or on a frame
+    path (raising OSError), or a reset (never raising)."""
 
     def send_tcp(self, src: int, dst: int, segment: bytes, now: float) -> None: ...
+    def path(self, src: int, dst: int, protocol: int, now: float) -> FramePath | None: ...
+    def send_on(self, path: FramePath, frame: bytearray, payload: Payload) -> None: ...
     def answer_tcp(self, src: int, dst: int, segment: bytes, now: float) -> bool: ...
 
 
@@ -230,16 +239,29 @@ class TcpHost:
         if key is None:
             return
         family, local_addr, local_port, remote_addr, remote_port = key
-        ip = self.ip[family]
-        for seg in conn.output(now, 1 << 30):
-            seg.src_port, seg.dst_port = local_port, remote_port
-            packet = _emit(seg, local_addr, remote_addr, self.checksum_offload)
+        segments = conn.output(now, 1 << 30)
+        if segments:
+            ip = self.ip[family]
             try:
-                ip.send_tcp(local_addr, remote_addr, packet, now)
-            except OSError as error:  # no route / no neighbour: the connection retries
-                self.stats[f"tcp_send_failed_{errno.errorcode.get(error.errno or 0, '?')}"] \
-                    += 1
+                path = ip.path(local_addr, remote_addr, IpProtocol.TCP, now)
+            except OSError as error:  # no route: the connection retries on its timer
+                self._count_send_failed(error, len(segments))
+            else:
+                partial = self.checksum_offload
+                for seg in segments:
+                    seg.src_port, seg.dst_port = local_port, remote_port
+                    try:
+                        if path is None:  # the IP layer queues it for the neighbour
+                            ip.send_tcp(local_addr, remote_addr,
+                                        _emit(seg, local_addr, remote_addr, partial), now)
+                        else:
+                            ip.send_on(path, _frame(seg, path, partial), seg.payload)
+                    except OSError as error:
+                        self._count_send_failed(error, 1)
         self._settle(conn)
+
+    def _count_send_failed(self, error: OSError, count: int) -> None:
+        self.stats[f"tcp_send_failed_{errno.errorcode.get(error.errno or 0, '?')}"] += count
 
     # --- internals ------------------------------------------------------------------
 
@@ -302,6 +324,25 @@ class TcpHost:
                                       _emit(rst, local_addr, remote_addr,
                                             self.checksum_offload), now):
             self.stats["tcp_rst_sent"] += 1
+
+
+def _frame(seg: Segment, path: FramePath, partial: bool) -> bytearray:
+    """The frame's headers on ``path`` with the TCP checksum filled in (software, over
+    the payload too; RFC 9293 §3.1) or only the folded pseudo-header sum
+    (``partial``); the payload itself stays where it is."""
+    offset = path.l4_offset
+    header_len = seg.header_len
+    frame = start_frame(path, header_len)
+    seg.emit_header(frame, offset)
+    payload = seg.payload
+    pseudo = path.pseudo + header_len + len(payload)
+    if partial:
+        value = fold(pseudo)
+    else:
+        # The header is a whole number of 16-bit words, so the sums compose.
+        value = checksum(memoryview(frame)[offset:], ones_sum(payload, pseudo))
+    _CHECKSUM.pack_into(frame, offset + _TCP_CHECKSUM_OFFSET, value)
+    return frame
 
 
 def _emit(seg: Segment, src: int, dst: int, partial: bool) -> bytes:

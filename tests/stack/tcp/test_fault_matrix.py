@@ -100,6 +100,7 @@ from typing import Any
 
 import pytest
 
+from ethox_asyncio.device.base import frame_bytes
 from ethox_asyncio.device.fault import FaultInjector
 from ethox_asyncio.device.memory import MemoryLink
 from ethox_asyncio.stack.interface import Interface, InterfaceConfig
@@ -350,7 +351,7 @@ class FaultyPair:
                 self._ingress(side, frame)
             self._events(side)
         for side, device in zip(self.sides, self.devices, strict=True):
-            out = side.iface.egress(self.now, self.BUDGET)
+            out = [frame_bytes(f) for f in side.iface.egress(self.now, self.BUDGET)]
             if out:
                 for frame in out:
                     self.emitted.add(hashlib.blake2b(frame, digest_size=16).digest())
@@ -555,7 +556,7 @@ def _established_wire(family: int) -> tuple[Wire, TcpConnection, TcpConnection]:
 def _data_frames(wire: Wire, client: TcpConnection, segments: int) -> list[bytes]:
     client.send(bytes(client.smss * segments))  # full-sized segments
     wire.a.tcp.touch(client)
-    frames = tcp_frames(wire.a.egress(wire.now, 64))
+    frames = tcp_frames([frame_bytes(f) for f in wire.a.egress(wire.now, 64)])
     assert len(frames) == segments
     return frames
 
@@ -579,7 +580,7 @@ def test_a_batch_of_out_of_order_segments_gets_a_duplicate_ack_each(family: int)
     frames = _data_frames(wire, client, 4)
     for frame in frames[1:]:  # the first is lost
         wire.b.ingress(frame, wire.now)
-    acks = tcp_frames(wire.b.egress(wire.now, 64))
+    acks = tcp_frames([frame_bytes(f) for f in wire.b.egress(wire.now, 64)])
     assert len(acks) == 3, f"{len(acks)} duplicate ACK(s) for 3 out-of-order segments"
 
 
@@ -589,5 +590,5 @@ def test_a_batch_of_full_segments_is_acked_every_second_segment(family: int) -> 
     frames = _data_frames(wire, client, 6)
     for frame in frames:
         wire.b.ingress(frame, wire.now)
-    acks = tcp_frames(wire.b.egress(wire.now, 64))
+    acks = tcp_frames([frame_bytes(f) for f in wire.b.egress(wire.now, 64)])
     assert len(acks) >= 3, f"{len(acks)} ACK(s) for 6 full-sized segments"

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
+from ethox_asyncio.device.base import frame_bytes
 from ethox_asyncio.stack.interface import Interface, InterfaceConfig
+from ethox_asyncio.stack.path import start_frame
 from ethox_asyncio.stack.tcp.connection import EV_ACCEPT, EV_CLOSED, EV_DATA, EV_EOF
 from ethox_asyncio.stack.tcp.host import complete_checksum, partial_checksum_span
 from ethox_asyncio.stack.tcp.state import TcpState
 from ethox_asyncio.stack.wire.icmpv4 import Icmpv4DestUnreachable
 from ethox_asyncio.stack.wire.icmpv6 import Icmpv6DestUnreachable
 from ethox_asyncio.stack.wire.ip import IpProtocol
+from ethox_asyncio.stack.wire.ipv4 import Ipv4Packet, Ipv4Repr
+from ethox_asyncio.stack.wire.ipv6 import Ipv6Repr
+from ethox_asyncio.stack.wire.tcp import TcpSegment
 from tests.stack.test_answers import icmpv4_bytes, icmpv6_bytes, ip_frame, ipv4_packet, ipv6_packet
 from tests.stack.test_interface import Wire
 
@@ -154,3 +160,127 @@ def test_partial_checksums_complete_to_the_software_checksum(family: int) -> Non
     assert span == ((34 if family == 4 else 54), 16)
     assert partial != full  # only the checksum field differs...
     assert complete_checksum(partial, span) == full  # ...and completes to the same frame
+
+
+# --- frames assembled by gathering (stack/path.py) ------------------------------------
+
+def _established(family: int, *, offload: bool = False):  # type: ignore[no-untyped-def]
+    wire = Wire()
+    if offload:
+        wire.a = Interface(InterfaceConfig(mac=wire.a.config.mac,
+                                           addresses=wire.a.config.addresses,
+                                           tcp_checksum_offload=True))
+
+        def device_completes(frame: bytes) -> bytes:
+            span = partial_checksum_span(frame)
+            return frame if span is None else complete_checksum(frame, span)
+        wire.tamper = device_completes
+    a_ip, b_ip = ADDRESSES[family]
+    listener = wire.b.tcp.listen(family, 0, 8080, backlog=8)
+    client = wire.a.tcp.connect(family, int(a_ip), 0, int(b_ip), 8080, wire.now)
+    wire.run(until=0.1)
+    server = listener.accept()
+    assert server is not None and client.state is TcpState.ESTABLISHED
+    server.set_reading(True)
+    return wire, client, server
+
+
+def _expected_ip_header(family: int, frame: bytes, payload_len: int) -> bytes:
+    """What the general IP output path writes for this packet (ident taken from it)."""
+    src, dst = ADDRESSES[family]
+    if family == 4:
+        buf = bytearray(20)
+        Ipv4Repr(src, dst, IpProtocol.TCP, payload_len,
+                 ident=int.from_bytes(frame[18:20], "big")).emit(buf)
+    else:
+        buf = bytearray(40)
+        Ipv6Repr(src, dst, IpProtocol.TCP, payload_len).emit(buf)
+    return bytes(buf)
+
+
+@pytest.mark.parametrize("offload", [False, True], ids=["software-checksum", "offload"])
+@pytest.mark.parametrize("family", [4, 6])
+def test_data_segments_leave_gathered_with_the_payload_by_reference(family: int,
+                                                                     offload: bool) -> None:
+    """A data segment is (headers, payload): one new buffer with Ethernet, IP and TCP
+    headers, and the payload as a view of the very bytes the application wrote. Joined,
+    it is the frame the general path would build: same IP header (RFC 791 §3.1 /
+    RFC 8200 §3, IPv4 header checksum included), a valid TCP checksum (RFC 9293 §3.1)
+    or, offloaded, the one the device completes."""
+    wire, client, _ = _established(family, offload=offload)
+    data = bytes(range(256)) * 20  # 5120 bytes: four segments at MSS 1460 / 1440
+    client.send(data)
+    wire.a.tcp.touch(client)
+    frames = wire.a.egress(wire.now, 64)
+    gathered = [f for f in frames if type(f) is tuple]
+    assert len(gathered) == len(frames) == -(-len(data) // client.smss)
+    sent = b""
+    for head, payload in gathered:
+        assert isinstance(head, bytearray)
+        assert isinstance(payload, memoryview) and payload.obj is data  # not a copy
+        sent += bytes(payload)
+        joined = bytes(head) + bytes(payload)
+        l4 = 34 if family == 4 else 54
+        assert len(head) == l4 + 32  # + TCP header with timestamps: no payload byte
+        assert joined[:6] == bytes(wire.b.mac) and joined[6:12] == bytes(wire.a.mac)
+        assert joined[14:l4] == _expected_ip_header(family, joined, len(joined) - l4)
+        if family == 4:
+            assert Ipv4Packet.checked(joined[14:]).verify_checksum()
+        src, dst = (int(a) for a in ADDRESSES[family])
+        span = partial_checksum_span(joined)
+        assert span == (l4, 16)
+        complete = complete_checksum(joined, span) if offload else joined
+        assert offload is (complete != joined)
+        assert TcpSegment.checked(complete[l4:]).verify_checksum(src, dst)
+    assert sent == data
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_segments_wait_whole_while_the_next_hop_is_resolved(family: int) -> None:
+    """With the neighbour entry gone (RFC 4861 §7.2.2 / RFC 826), data segments queue
+    as whole packets behind the solicitation and leave, intact, once it is answered."""
+    wire, client, server = _established(family)
+    host = wire.a.ipv4 if family == 4 else wire.a.ipv6
+    host.neighbors.flush()
+    data = bytes(range(251)) * 12
+    client.send(data)
+    wire.a.tcp.touch(client)
+    frames = wire.a.egress(wire.now, 64)
+    assert frames and all(type(f) is bytes for f in frames)  # the solicitation only
+    assert not tcp_frames(frames)
+    assert host.neighbors.pending_total == -(-len(data) // client.smss)
+    wire.b.events.clear()
+    for frame in frames:
+        wire.b.ingress(frame, wire.now)
+    wire.run(until=0.1)
+    assert received(wire.b, server) == data
+
+
+def test_segments_with_no_route_are_counted_per_segment() -> None:
+    wire, client, _ = _established(4)
+    wire.a.routes.remove("198.18.0.0/24")
+    client.send(bytes(3000))  # three segments
+    wire.a.tcp.touch(client)
+    assert wire.a.egress(wire.now, 64) == []
+    assert wire.a.stats["tcp_send_failed_ENETUNREACH"] == 3
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_send_on_refuses_a_packet_larger_than_the_mtu(family: int) -> None:
+    """A frame path never sends what the MTU cannot carry (no fragmenting TCP: DF)."""
+    wire, _, _ = _established(family)
+    host = wire.a.ipv4 if family == 4 else wire.a.ipv6
+    a_ip, b_ip = ADDRESSES[family]
+    path = host.path(int(a_ip), int(b_ip), IpProtocol.TCP, wire.now)
+    assert path is not None
+    frame = start_frame(path, 20)
+    header = 20 if family == 4 else 40
+    host.send_on(path, frame, bytes(1500 - header - 20))  # exactly the MTU: fine
+    with pytest.raises(OSError) as caught:
+        host.send_on(path, start_frame(path, 20), bytes(1500 - header - 19))
+    assert caught.value.errno == errno.EMSGSIZE
+
+
+def tcp_frames(frames):  # type: ignore[no-untyped-def]
+    return [f for f in frames if frame_bytes(f)[23 if frame_bytes(f)[12:14] == b"\x08\x00"
+                                                 else 20] == IpProtocol.TCP]

@@ -68,6 +68,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from ethox_asyncio.device.base import frame_bytes
 from ethox_asyncio.stack.tcp.config import TcpConfig
 from ethox_asyncio.stack.tcp.connection import (
     EV_ACCEPT,
@@ -338,7 +339,8 @@ class World:
         """Egress both, carry frames (answering T's solicitations for phantoms), until
         quiet."""
         for _ in range(rounds):
-            moved = self.carry(self.t.egress(self.now, 10_000), self.p.egress(self.now, 10_000))
+            moved = self.carry([frame_bytes(f) for f in self.t.egress(self.now, 10_000)],
+                               [frame_bytes(f) for f in self.p.egress(self.now, 10_000)])
             if not moved and not self.due():  # (the applications may have touched one)
                 return
 

@@ -35,6 +35,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from ethox_asyncio.device.base import frame_bytes
 from ethox_asyncio.stack.interface import Interface
 from ethox_asyncio.stack.tcp.config import TcpConfig
 from ethox_asyncio.stack.tcp.connection import (
@@ -111,7 +112,7 @@ class Channel:
         """Egress both ends into the channel (the loop pumps after every stimulus)."""
         for index, app in enumerate(self.apps):
             while True:
-                out = app.iface.egress(self.now, 64)
+                out = [frame_bytes(f) for f in app.iface.egress(self.now, 64)]
                 self.queues[index].extend(out)
                 if len(out) < 64:
                     break
