@@ -9,6 +9,7 @@ we send come from 198.18.0.2 (the user-space side), never an address the kernel 
 from __future__ import annotations
 
 import errno
+import glob
 import itertools
 import json
 import logging
@@ -189,6 +190,37 @@ def test_with_offload_the_kernel_leaves_tcp_checksums_to_the_header(
         # the 14-byte Ethernet and 20-byte IPv4 headers holds only the pseudo-header sum.
         assert header.needs_csum and not header.is_gso
         assert (header.csum_start, header.csum_offset) == (34, 16)
+
+
+def io_wq_workers() -> int:
+    """io_uring's kernel worker threads (``iou-wrk-*``) in this process right now."""
+    count = 0
+    for comm in glob.glob(f"/proc/{os.getpid()}/task/*/comm"):
+        try:
+            with open(comm) as file:
+                count += file.read().startswith("iou-wrk")
+        except OSError:  # the thread just ended
+            pass
+    return count
+
+
+@pytest.mark.netns
+def test_io_uring_receives_one_frame_at_a_time_without_kernel_workers(netns: str) -> None:
+    """Request/response traffic: frames arrive one at a time into an idle TAP. The
+    multishot read is poll-driven; single reads in flight would each end up blocked in an
+    io-wq worker (measured on Linux 6.18: 64 reads, ~60 ``iou-wrk`` threads)."""
+    with TapDevice(TAP, netns=netns, engine="uring", offload=False) as device:
+        assert device._engine.multishot  # type: ignore[union-attr]
+        ip("-n", netns, "addr", "add", f"{KERNEL_IP}/24", "dev", TAP)
+        ip("-n", netns, "neigh", "add", STACK_IP, "lladdr", "02:00:00:00:00:02", "dev", TAP)
+        peak = 0
+        with in_netns(netns), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            for number in range(100):
+                udp.sendto(number.to_bytes(4, "big"), (STACK_IP, 9))
+                frame, _ = receive_until(device, lambda frame: frame[12:14] == b"\x08\x00")
+                assert frame[42:46] == number.to_bytes(4, "big")  # in order, none lost
+                peak = max(peak, io_wq_workers())
+        assert peak == 0
 
 
 # -- gathered frames ---------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import liburing
 import pytest
 
+from ethox_asyncio.device import uring
 from ethox_asyncio.device.base import DeviceClosed, DeviceGone, Frame, FrameTooLarge
 from ethox_asyncio.device.uring import (
     BufferPool,
@@ -68,11 +69,19 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
         yield ours, peer
 
 
+@pytest.fixture(params=[True, False], ids=["multishot", "single-reads"])
+def multishot(request: pytest.FixtureRequest) -> bool:
+    """Both receive modes: one multishot read over provided buffers (Linux >= 6.7, the
+    default where supported), and one read per buffer (the fallback)."""
+    return bool(request.param)
+
+
 @pytest.fixture
-def engine(pair: tuple[socket.socket, socket.socket]) -> Iterator[UringEngine]:
+def engine(pair: tuple[socket.socket, socket.socket], multishot: bool) -> Iterator[UringEngine]:
     ours, _ = pair
     engine = UringEngine(ours.fileno(), name="pair", buffer_len=2048, rx_buffers=8,
-                         tx_buffers=8)
+                         tx_buffers=8, multishot=multishot)
+    assert engine.multishot is multishot
     yield engine
     engine.close()
 
@@ -189,17 +198,18 @@ def test_empty_reads_are_counted_and_re_armed(
     assert engine.pool.count(RECEIVING) == 8 - 1  # all but the one handed out
 
 
-def test_read_errors_are_counted_and_the_buffers_re_armed() -> None:
+def test_read_errors_are_counted_and_the_buffers_re_armed(multishot: bool) -> None:
     read_end, write_end = os.pipe()
     try:
         # read() on a pipe's write end fails with EBADF: an error, not a vanished device.
         engine = UringEngine(write_end, name="pipe", buffer_len=64, rx_buffers=4,
-                             tx_buffers=1, low_watermark=4)
+                             tx_buffers=1, low_watermark=4, multishot=multishot)
         try:
             assert readable(engine.fileno(), WAIT)
             time.sleep(0.05)
             assert engine.receive(8) == []
-            assert engine.stats.rx_errors == 4
+            # One failure per read in flight; the multishot read is one read.
+            assert engine.stats.rx_errors == (1 if multishot else 4)
             assert engine.pool.count(RECEIVING) == 4
         finally:
             engine.close()
@@ -209,10 +219,14 @@ def test_read_errors_are_counted_and_the_buffers_re_armed() -> None:
 
 
 def test_a_device_failing_reads_with_eio_is_gone() -> None:
+    """(Single reads only: a multishot read on a pty whose terminal is closed never
+    completes, measured on Linux 6.18; the multishot mode's gone device is a deleted TAP,
+    tests/device/test_tap.py.)"""
     controller, terminal = os.openpty()
     os.close(terminal)  # reads on the controller side now fail with EIO
     try:
-        engine = UringEngine(controller, name="pty", buffer_len=64, rx_buffers=2, tx_buffers=1)
+        engine = UringEngine(controller, name="pty", buffer_len=64, rx_buffers=2, tx_buffers=1,
+                             multishot=False)
         assert readable(engine.fileno(), WAIT)
         time.sleep(0.05)
         with pytest.raises(DeviceGone, match="'pty' disappeared") as raised:
@@ -456,3 +470,79 @@ def test_bad_sizes_are_refused(pair: tuple[socket.socket, socket.socket],
                                sizes: dict[str, int]) -> None:
     with pytest.raises(ValueError, match=next(reversed(sizes))):
         UringEngine(pair[0].fileno(), name="pair", buffer_len=64, **sizes)
+
+
+# -- the multishot read -------------------------------------------------------------
+
+
+def test_one_multishot_read_serves_every_frame_in_order(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    engine = UringEngine(ours.fileno(), name="pair", buffer_len=2048, rx_buffers=8,
+                         tx_buffers=1, multishot=True)
+    try:
+        submits = engine.stats.submits
+        sent = [f"frame {n}".encode() for n in range(40)]  # five times the buffers
+        received: list[bytes] = []
+        for start in range(0, 40, 4):
+            for frame in sent[start:start + 4]:
+                peer.send(frame)
+            received += receive_exactly(engine, 4)
+        assert received == sent
+        assert engine.stats.rx_no_buffers == 0
+        # Buffers go back with the next pump's submit; no read is re-armed per frame.
+        assert engine.stats.submits - submits <= 10
+    finally:
+        engine.close()
+
+
+def test_all_buffers_out_ends_the_multishot_read_and_their_return_re_arms_it(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """With every buffer handed out the kernel ends the multishot read (ENOBUFS): the
+    frames wait in the socket (a TAP's queue), nothing is lost, and giving the buffers
+    back (the next receive()) re-arms it."""
+    ours, peer = pair
+    engine = UringEngine(ours.fileno(), name="pair", buffer_len=2048, rx_buffers=2,
+                         tx_buffers=1, multishot=True)
+    try:
+        sent = [f"frame {n}".encode() for n in range(7)]
+        for frame in sent:
+            peer.send(frame)
+        assert readable(engine.fileno(), WAIT)
+        time.sleep(0.05)
+        first = [bytes(view) for view in engine.receive(8)]  # both buffers, now held
+        assert first == sent[:2]
+        time.sleep(0.05)
+        # Gives both back, harvests the ENOBUFS end, re-arms; hands nothing out.
+        assert engine.receive(0) == []
+        assert engine.stats.rx_no_buffers >= 1 and engine._multishot_armed
+        rest = receive_exactly(engine, 5, max_frames=2)
+        assert first + rest == sent
+        assert engine._multishot_armed
+    finally:
+        engine.close()
+
+
+def test_close_releases_the_provided_buffers_at_once(
+        pair: tuple[socket.socket, socket.socket], caplog: pytest.LogCaptureFixture) -> None:
+    ours, _ = pair
+    engine = UringEngine(ours.fileno(), name="pair", buffer_len=2048, rx_buffers=8,
+                         tx_buffers=1, multishot=True)
+    assert engine.pool.count(RECEIVING) == 8
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="ethox_asyncio.device"):
+        engine.close()
+    assert time.monotonic() - started < 0.5  # not the 1 s close timeout
+    assert engine.pool.count(RECEIVING) == 0 and not caplog.records
+
+
+def test_multishot_on_a_kernel_without_it_is_refused(
+        pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uring, "_supports_multishot_read", lambda ring: False)
+    with pytest.raises(UringUnavailable, match="multishot"):
+        UringEngine(pair[0].fileno(), name="pair", buffer_len=64, multishot=True)
+    fallback = UringEngine(pair[0].fileno(), name="pair", buffer_len=64)
+    try:
+        assert fallback.multishot is False  # auto: single reads
+    finally:
+        fallback.close()
