@@ -57,7 +57,9 @@ warmed server runs one phase (``--profile-phase``, default the 1-connection
 ping-pong) once plain (CPU µs per request from /proc/PID/stat), once under cProfile
 (started and stopped by SIGUSR1/SIGUSR2) with the top functions by cumulative and by
 own time per request, and, with ``py-spy`` on PATH (``pip install py-spy``) or given
-by ``--py-spy``, once under py-spy's native sampler (C and kernel-call frames too).
+by ``--py-spy``, once under py-spy's native sampler (C and kernel-call frames too),
+and, with ``strace`` on PATH, once under ``strace -c -f`` for the system calls per
+operation; context switches per operation (wake-ups) come from /proc/PID/task/*/status.
 
 Everything this creates (namespaces ``ethox-bench-<pid>-*``, veth ``etc<pid>``/
 ``ets<pid>``, TAPs ``ethox-t1``..., processes) is removed on exit, errors included.
@@ -328,6 +330,22 @@ class Server(ServerProcess):
 
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))
+
+    def context_switches(self) -> tuple[int, int]:
+        """(voluntary, involuntary) context switches of every thread alive now: a
+        voluntary one is a sleep, so per request it counts wake-ups."""
+        voluntary = involuntary = 0
+        for task in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                with open(f"/proc/{self.pid}/task/{task}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            voluntary += int(line.split()[1])
+                        elif line.startswith("nonvoluntary_ctxt_switches:"):
+                            involuntary += int(line.split()[1])
+            except OSError:  # the thread ended meanwhile
+                pass
+        return voluntary, involuntary
 
 
 @dataclass
@@ -753,7 +771,12 @@ def run_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
         try:
             print(f"== profile {phase} {path.name} ({pin_label(pin)})", file=sys.stderr)
             bench.warm(path, server, pin)
+            switches0 = server.context_switches()
             plain = bench.measure(phase, path, server, pin, 0, record_as="profile-plain")
+            switches = [b - a for a, b in zip(switches0, server.context_switches(),
+                                              strict=True)]
+            syscalls = measure_syscalls(bench, phase, path, server, pin, workdir) \
+                if shutil.which("strace") else None
             os.kill(server.pid, signal.SIGUSR1)
             time.sleep(0.2)
             profiled = bench.measure(phase, path, server, pin, 1, record_as="profile-cprofile")
@@ -794,6 +817,20 @@ def run_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
         out.append(f"- without profiler: {fmt(plain.value, phase)}, server CPU "
                    + (f"{plain.server_us_per_op:.1f} µs per {unit} " if per_op else "")
                    + f"({plain.server_cpu:.0f} % of a CPU)")
+        if plain.ops:
+            out.append(f"- context switches per {unit} (all threads): "
+                       f"{switches[0] / (plain.ops if per_op else plain.ops / 1e6):.2f} "
+                       f"voluntary (sleeps: wake-ups), "
+                       f"{switches[1] / (plain.ops if per_op else plain.ops / 1e6):.2f} "
+                       f"involuntary")
+        if syscalls is not None:
+            calls, sampled = syscalls
+            per = sampled if per_op else sampled / 1e6
+            total = sum(calls.values())
+            top = ", ".join(f"{name} {count / per:.2f}" for name, count in
+                            sorted(calls.items(), key=lambda kv: -kv[1])[:8])
+            out.append(f"- system calls per {unit} (strace -c -f, its own run): "
+                       f"{total / per:.2f}: {top}")
         out.append(f"- under cProfile: {fmt(profiled.value, phase)}; {profiled.ops:,} "
                    f"{'ops' if per_op else 'bytes'} in the profiled window; "
                    f"{total_calls / ops:,.0f} Python function calls per {unit}; "
@@ -824,6 +861,36 @@ def run_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
         if spy_text:
             out.append(spy_text)
     return "\n".join(out) + "\n"
+
+
+def measure_syscalls(bench: Bench, phase: str, path: Path, server: Server, pin: str,
+                     workdir: str) -> tuple[dict[str, int], int] | None:
+    """System calls of every thread of ``server`` during one run of ``phase``, counted
+    by ``strace -c -f`` (slower under strace, but the count per operation is what
+    matters), and the operations of that run."""
+    out_file = os.path.join(workdir, f"{path.name.replace(' ', '_')}.strace")
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-p", str(server.pid), "-o", out_file],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)  # strace attaches
+        sample = bench.measure(phase, path, server, pin, 3, record_as="profile-strace")
+    finally:
+        tracer.send_signal(signal.SIGINT)  # detach: strace writes its summary
+        try:
+            tracer.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            tracer.kill()
+            tracer.wait(timeout=10)
+    if sample is None or not os.path.exists(out_file):
+        return None
+    calls: dict[str, int] = {}
+    with open(out_file) as f:
+        for line in f:
+            fields = line.split()
+            # % time, seconds, usecs/call, calls, [errors], syscall
+            if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+                calls[fields[-1]] = int(fields[3])
+    return calls, sample.ops
 
 
 def loadavg() -> list[str]:
