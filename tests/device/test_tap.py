@@ -26,6 +26,7 @@ import liburing
 import pytest
 
 from ethox_asyncio.device import tap as tap_module
+from ethox_asyncio.device import uring_batch
 from ethox_asyncio.device.base import (
     DeviceClosed,
     DeviceError,
@@ -53,7 +54,16 @@ WAIT = 3.0  # seconds any one expected frame may take
 COMMAND_TIMEOUT = 10.0
 
 _namespace_numbers = itertools.count()
-ENGINE_AND_OFFLOAD = [("uring", True), ("uring", False), ("plain", True), ("plain", False)]
+#: Every engine: io_uring in both implementations (the compiled helper and pure Python
+#: on the liburing binding), and plain read/write.
+ENGINES = ["uring/compiled", "uring/python", "plain"]
+ENGINE_AND_OFFLOAD = [(engine, offload) for engine in ENGINES for offload in (True, False)]
+
+
+def engine_args(engine: str) -> dict[str, str]:
+    """TapDevice keyword arguments for an ENGINES entry."""
+    name, _, impl = engine.partition("/")
+    return {"engine": name, "uring_impl": impl or "auto"}
 
 
 def ip(*args: str) -> str:
@@ -145,8 +155,9 @@ def is_arp_request_for_stack(offload: bool) -> Callable[[bytes], bool]:
 @pytest.mark.netns
 @pytest.mark.parametrize(("engine", "offload"), ENGINE_AND_OFFLOAD)
 def test_frames_flow_between_the_kernel_and_us(netns: str, engine: str, offload: bool) -> None:
-    with TapDevice(TAP, netns=netns, engine=engine, offload=offload) as device:
-        assert device.engine_name == engine and device.fallback_reason is None
+    with TapDevice(TAP, netns=netns, **engine_args(engine), offload=offload) as device:
+        assert device.engine_name == engine.partition("/")[0]
+        assert device.fallback_reason is None
         assert device.capabilities.vnet_header is offload
         assert device.capabilities.checksum_offload is device.capabilities.tso is offload
         ip("-n", netns, "addr", "add", f"{KERNEL_IP}/24", "dev", TAP)
@@ -170,10 +181,10 @@ def test_frames_flow_between_the_kernel_and_us(netns: str, engine: str, offload:
 
 
 @pytest.mark.netns
-@pytest.mark.parametrize("engine", ["uring", "plain"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_with_offload_the_kernel_leaves_tcp_checksums_to_the_header(
         netns: str, engine: str) -> None:
-    with TapDevice(TAP, netns=netns, engine=engine, offload=True) as device:
+    with TapDevice(TAP, netns=netns, **engine_args(engine), offload=True) as device:
         ip("-n", netns, "addr", "add", f"{KERNEL_IP}/24", "dev", TAP)
         ip("-n", netns, "neigh", "add", STACK_IP, "lladdr", "02:00:00:00:00:02", "dev", TAP)
         with in_netns(netns), socket.socket() as tcp:
@@ -192,35 +203,67 @@ def test_with_offload_the_kernel_leaves_tcp_checksums_to_the_header(
         assert (header.csum_start, header.csum_offset) == (34, 16)
 
 
-def io_wq_workers() -> int:
-    """io_uring's kernel worker threads (``iou-wrk-*``) in this process right now."""
-    count = 0
-    for comm in glob.glob(f"/proc/{os.getpid()}/task/*/comm"):
+def io_wq_worker_tids() -> set[str]:
+    """Thread ids of io_uring's kernel workers (``iou-wrk-*``) in this process."""
+    tids = set()
+    for comm in glob.glob("/proc/self/task/*/comm"):
         try:
             with open(comm) as file:
-                count += file.read().startswith("iou-wrk")
+                if file.read().startswith("iou-wrk"):
+                    tids.add(comm.split("/")[-2])
         except OSError:  # the thread just ended
             pass
-    return count
+    return tids
+
+
+
+PINGER = """
+import socket, sys, time
+ifname, count = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
+s.bind((ifname, 0x88B5))
+s.settimeout(3)
+head = b"\\xff" * 6 + bytes.fromhex("020000000002") + b"\\x88\\xb5"
+for number in range(count):
+    s.send(head + number.to_bytes(4, "big") + bytes(82))
+    while int.from_bytes(s.recv(2000)[14:18], "big") != number:
+        pass
+print("done")
+"""
 
 
 @pytest.mark.netns
-def test_io_uring_receives_one_frame_at_a_time_without_kernel_workers(netns: str) -> None:
-    """Request/response traffic: frames arrive one at a time into an idle TAP. The
-    multishot read is poll-driven; single reads in flight would each end up blocked in an
-    io-wq worker (measured on Linux 6.18: 64 reads, ~60 ``iou-wrk`` threads)."""
-    with TapDevice(TAP, netns=netns, engine="uring", offload=False) as device:
-        assert device._engine.multishot  # type: ignore[union-attr]
-        ip("-n", netns, "addr", "add", f"{KERNEL_IP}/24", "dev", TAP)
-        ip("-n", netns, "neigh", "add", STACK_IP, "lladdr", "02:00:00:00:00:02", "dev", TAP)
-        peak = 0
-        with in_netns(netns), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            for number in range(100):
-                udp.sendto(number.to_bytes(4, "big"), (STACK_IP, 9))
-                frame, _ = receive_until(device, lambda frame: frame[12:14] == b"\x08\x00")
-                assert frame[42:46] == number.to_bytes(4, "big")  # in order, none lost
-                peak = max(peak, io_wq_workers())
-        assert peak == 0
+@pytest.mark.parametrize("impl", ["compiled", "python"])
+def test_io_uring_receives_one_frame_at_a_time_without_kernel_workers(
+        netns: str, impl: str) -> None:
+    """Request/response traffic from another process (PINGER: one frame in flight, each
+    echoed back): frames arrive one at a time into an idle TAP. The multishot read is
+    driven by poll in our own task; one READ in flight per buffer instead ends up with
+    ~50 ``iou-wrk`` threads blocked in tun_do_read (Linux 6.18, measured: only when the
+    frames come from another process, so the pinger is one)."""
+    with TapDevice(TAP, netns=netns, engine="uring", uring_impl=impl,
+                   offload=False) as device:
+        assert "multishot" in device.engine_detail
+        before = io_wq_worker_tids()
+        new_workers: set[str] = set()
+        process = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c",
+                                    PINGER, TAP, "300"], stdout=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while process.poll() is None and time.monotonic() < deadline:
+                if select.select([device.fileno()], [], [], 0.05)[0]:
+                    frames = device.receive(8)
+                    assert len(frames) <= 1, "one frame in flight"
+                    device.transmit([bytes(frame) for frame in frames])
+                new_workers |= io_wq_worker_tids() - before
+            stdout, _ = process.communicate(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert stdout.strip() == "done", "the pinger got every frame back, in order"
+        assert device.stats.rx_frames == device.stats.tx_frames == 300
+    assert new_workers == set(), f"io-wq workers appeared: {sorted(new_workers)}"
 
 
 # -- gathered frames ---------------------------------------------------------------
@@ -259,7 +302,7 @@ def test_gathered_frames_reach_the_kernel_as_the_joined_bytes(
         with_header(ethernet[2], offload),  # contiguous frames still work in the same batch
         (bytearray(header + ethernet[3][:20]), b"", memoryview(ethernet[3][20:])),
     ]
-    with TapDevice(TAP, netns=netns, engine=engine, offload=offload) as device, \
+    with TapDevice(TAP, netns=netns, **engine_args(engine), offload=offload) as device, \
             kernel_side_listener(netns) as listener:
         assert device.transmit(frames) == 4
         received = [listener.recv(70000) for _ in range(4)]
@@ -277,7 +320,7 @@ def test_gathered_frames_reach_the_kernel_as_the_joined_bytes(
 @pytest.mark.parametrize(("engine", "offload"), ENGINE_AND_OFFLOAD)
 def test_a_gathered_frame_over_the_limit_sends_nothing(
         netns: str, engine: str, offload: bool) -> None:
-    with TapDevice(TAP, netns=netns, engine=engine, offload=offload, mtu=1500) as device:
+    with TapDevice(TAP, netns=netns, **engine_args(engine), offload=offload, mtu=1500) as device:
         limit = device.max_frame_len
         fits = with_header(experimental_frame(1, 60), offload)
         # Each piece is far below the limit; only all of them together exceed it.
@@ -359,11 +402,14 @@ def test_mtu_and_txqueuelen_are_set_and_frames_checked(netns: str) -> None:
 
 
 def refuse_io_uring(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ring setup fail as the kernel.io_uring_disabled sysctl would."""
-    def refuse(entries: int, ring: object) -> None:
+    """Make ring setup fail as the kernel.io_uring_disabled sysctl would, for both
+    io_uring engines."""
+    def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(liburing, "io_uring_queue_init", refuse)
+    if uring_batch._uring_batch is not None:
+        monkeypatch.setattr(uring_batch._uring_batch, "Ring", refuse)
 
 
 @pytest.mark.netns
@@ -395,10 +441,10 @@ def test_engine_uring_does_not_fall_back(netns: str, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.netns
-@pytest.mark.parametrize("engine", ["uring", "plain"])
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("first_call", ["receive", "transmit"])
 def test_deleting_the_link_raises_device_gone(netns: str, engine: str, first_call: str) -> None:
-    with TapDevice(TAP, netns=netns, engine=engine, offload=False) as device:
+    with TapDevice(TAP, netns=netns, **engine_args(engine), offload=False) as device:
         ip("-n", netns, "link", "del", TAP)
         # The kernel fails the reads in flight (or the next read) with EBADFD, which
         # makes the readiness descriptor readable.
