@@ -96,6 +96,7 @@ _OPTIONS: dict[str, dict[str, _Canonicalizer]] = {
         "max_batch": _canonical_positive_int,
         "rx_buffers": _canonical_positive_int,
         "txqueuelen": _canonical_positive_int,
+        "uring_impl": _canonical_choice("auto", "compiled", "python"),
     },
     "packet": {
         "netns": _canonical_netns,

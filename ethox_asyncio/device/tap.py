@@ -23,13 +23,21 @@ Contract:
   bursts beyond it), then up (``SIOCSIFFLAGS``), then waits (at most 2 s) until the
   kernel reports it running, so no frame the kernel sends is lost to its deferred
   queue activation. No subprocess.
-- ``engine``: ``"uring"`` (``device/uring.py``: ``rx_buffers`` reads in flight,
-  ``max_batch`` send buffers, ``fileno()`` is its eventfd), ``"plain"`` (the fd made
+- ``engine``: ``"uring"`` (``rx_buffers`` receive buffers, ``max_batch`` send
+  buffers, ``fileno()`` is the engine's eventfd), ``"plain"`` (the fd made
   non-blocking, ``FileIO.readinto`` into ``max_batch`` preallocated buffers, one
   ``os.write`` per frame — ``os.writev`` of its pieces for a gathered frame, never
-  joined — ``fileno()`` is the TAP fd), or ``"auto"``: io_uring, falling
-  back to plain with one warning when io_uring cannot be used here. ``engine_name``
-  says which one runs and ``fallback_reason`` why auto fell back (else ``None``).
+  joined — ``fileno()`` is the TAP fd), or ``"auto"``. io_uring comes in two
+  implementations, ``uring_impl``: ``"compiled"`` (``device/uring_batch.py`` over the
+  C helper ``_uring_batch``: one call per batch, provided-buffer ring, multishot
+  read) and ``"python"`` (``device/uring.py`` on the PyPI binding); ``"auto"`` takes
+  the compiled one when it was built. ``engine="uring"`` uses io_uring or raises
+  ``UringUnavailable``; ``engine="auto"`` uses the compiled io_uring engine and
+  otherwise plain — not the pure-Python io_uring engine, which is measured slower
+  than plain (docs/performance.md) — unless ``uring_impl="python"`` asks for it.
+  One log line says which engine runs and why (a warning when auto fell back):
+  ``engine_name`` is ``"uring"`` or ``"plain"``, ``engine_detail`` the
+  implementation, ``fallback_reason`` why auto fell back (else ``None``).
 - ``transmit()`` refuses, with ``FrameTooLarge`` and before sending anything, a batch
   holding a frame (a gathered one counts all its pieces, as do the ``tx_bytes``
   stats) longer than ``max_frame_len``: MTU + 18 bytes (Ethernet header and
@@ -73,14 +81,17 @@ from .base import (
 )
 from .nsenter import NetnsError, in_netns
 from .uring import DEVICE_GONE_ERRNOS, EngineStats, UringEngine, UringUnavailable
+from .uring_batch import BatchUringEngine
 from .vnet import VNET_HDR_LEN
 
-__all__ = ["ENGINES", "IFNAME_MAX_LEN", "PlainEngine", "TapDevice"]
+__all__ = ["ENGINES", "IFNAME_MAX_LEN", "URING_IMPLS", "PlainEngine", "TapDevice"]
 
 log = logging.getLogger("ethox_asyncio.device")
 
 #: The ``engine`` argument's choices.
 ENGINES: Final = ("auto", "uring", "plain")
+#: The ``uring_impl`` argument's choices.
+URING_IMPLS: Final = ("auto", "compiled", "python")
 #: IFNAMSIZ (16) minus the terminating NUL.
 IFNAME_MAX_LEN: Final = 15
 
@@ -125,9 +136,12 @@ def _check_ifname(name: str) -> None:
 
 
 def _check_options(engine: str, *, mtu: int, max_batch: int, rx_buffers: int,
-                   txqueuelen: int | None) -> None:
+                   txqueuelen: int | None, uring_impl: str = "auto") -> None:
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if uring_impl not in URING_IMPLS:
+        raise ValueError(f"uring_impl must be one of {', '.join(URING_IMPLS)}, "
+                         f"got {uring_impl!r}")
     minimums = [("mtu", mtu, _MIN_MTU), ("max_batch", max_batch, 1),
                 ("rx_buffers", rx_buffers, 1)]
     if txqueuelen is not None:
@@ -231,7 +245,8 @@ def _open_tap(name: str, netns: str | None, *, offload: bool, mtu: int,
 
 
 class _FrameEngine(Protocol):
-    stats: EngineStats
+    @property
+    def stats(self) -> EngineStats: ...
 
     def fileno(self) -> int: ...
 
@@ -338,10 +353,11 @@ class TapDevice(ClosesOnExit):
         max_batch: int = 64,
         rx_buffers: int = 128,
         txqueuelen: int | None = None,
+        uring_impl: str = "auto",
     ) -> None:
         _check_ifname(name)
         _check_options(engine, mtu=mtu, max_batch=max_batch, rx_buffers=rx_buffers,
-                       txqueuelen=txqueuelen)
+                       txqueuelen=txqueuelen, uring_impl=uring_impl)
         self.name = name
         self.netns = netns
         header_len = ETHERNET_HEADER_LEN + VLAN_TAG_LEN
@@ -353,26 +369,55 @@ class TapDevice(ClosesOnExit):
             vnet_header=offload)
         self._fd = _open_tap(name, netns, offload=offload, mtu=mtu, txqueuelen=txqueuelen)
         self.fallback_reason: str | None = None
+        self.engine_detail = ""
         try:
-            self._engine = self._start_engine(engine, rx_buffers)
+            self._engine = self._start_engine(engine, rx_buffers, uring_impl)
         except BaseException:
             os.close(self._fd)
             raise
-        self.engine_name = "uring" if isinstance(self._engine, UringEngine) else "plain"
+        self.engine_name = "plain" if isinstance(self._engine, PlainEngine) else "uring"
         self._closed = False
 
-    def _start_engine(self, engine: str, rx_buffers: int) -> _FrameEngine:
+    def _start_engine(self, engine: str, rx_buffers: int, uring_impl: str) -> _FrameEngine:
+        """The engine the module contract's rules pick, with its one log line."""
         max_batch = self._capabilities.max_batch
-        if engine != "plain":
+        sizes = {"name": self.name, "buffer_len": self.max_frame_len,
+                 "rx_buffers": rx_buffers, "tx_buffers": max_batch}
+        reasons: list[str] = []
+        if engine != "plain" and uring_impl != "python":
             try:
-                return UringEngine(self._fd, name=self.name, buffer_len=self.max_frame_len,
-                                   rx_buffers=rx_buffers, tx_buffers=max_batch)
+                compiled = BatchUringEngine(self._fd, **sizes)  # type: ignore[arg-type]
+            except UringUnavailable as error:
+                if uring_impl == "compiled":
+                    raise
+                reasons.append(error.reason)
+            else:
+                self.engine_detail = "io_uring, compiled helper (provided-buffer ring, " \
+                                     "multishot read)"
+                log.info("TAP %r: engine %s", self.name, self.engine_detail)
+                return compiled
+        if engine == "uring" or (engine == "auto" and uring_impl == "python"):
+            try:
+                python = UringEngine(self._fd, **sizes)  # type: ignore[arg-type]
             except UringUnavailable as error:
                 if engine == "uring":
                     raise
-                self.fallback_reason = error.reason
-                log.warning("TAP %r: io_uring unavailable, using the plain read/write "
-                            "engine: %s", self.name, error.reason)
+                reasons.append(error.reason)
+            else:
+                mode = "multishot read" if python.multishot else "single reads"
+                self.engine_detail = f"io_uring, pure Python on the liburing binding ({mode})"
+                log.info("TAP %r: engine %s%s", self.name, self.engine_detail,
+                         f" (compiled helper unavailable: {reasons[0]})" if reasons else "")
+                return python
+        if engine == "auto":
+            # Without the compiled helper the pure-Python io_uring engine is slower than
+            # plain read/write (docs/performance.md), so auto does not take it.
+            self.fallback_reason = "; ".join(reasons) or "io_uring unavailable"
+            log.warning("TAP %r: io_uring unavailable, using the plain read/write "
+                        "engine: %s", self.name, self.fallback_reason)
+        self.engine_detail = "plain read/write"
+        if engine == "plain":
+            log.info("TAP %r: engine %s (asked for)", self.name, self.engine_detail)
         return PlainEngine(self._fd, name=self.name, buffer_len=self.max_frame_len,
                            max_batch=max_batch)
 
