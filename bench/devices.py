@@ -1,6 +1,7 @@
 """Device benchmark: frames/s and Gbit/s, receive and transmit, per device and engine.
 
 Run (root): .venv/bin/python bench/devices.py [--frames 50000] [--runs 5] [--sizes 106,1514]
+            [--paths TAP,AF_PACKET]
 
 For each device, in a network namespace this script creates and removes:
 - receive: a generator inside the namespace (an AF_PACKET socket on the kernel's
@@ -13,7 +14,8 @@ For each device, in a network namespace this script creates and removes:
   nobody has).
 Raw limits measured in the same run: ``FileIO.readinto`` / ``os.write`` on a plain
 TAP fd, and ``recv_into`` / ``send`` on an AF_PACKET socket, with no device code.
-Medians of --runs runs; every loop is bounded by --frames and a 20 s deadline.
+Medians of --runs runs, the paths interleaved within each run; every loop is bounded
+by --frames and a 20 s deadline.
 Writes a Markdown table to stdout (and --markdown FILE).
 """
 
@@ -213,10 +215,12 @@ def raw_packet_transmit(sock: socket.socket, size: int) -> Callable[[], int]:
 
 PATHS: dict[str, tuple[str, Callable[[Topology], object]]] = {
     "TAP raw readinto/os.write (limit)": ("tap", lambda t: raw_tap(t)),
-    "TAP io_uring, offload": ("tap", lambda t: TapDevice(t.stack_ifname, netns=t.netns,
-                                                         engine="uring", offload=True)),
-    "TAP io_uring": ("tap", lambda t: TapDevice(t.stack_ifname, netns=t.netns, engine="uring",
-                                                offload=False)),
+    "TAP io_uring compiled, offload": ("tap", lambda t: TapDevice(
+        t.stack_ifname, netns=t.netns, engine="uring", uring_impl="compiled", offload=True)),
+    "TAP io_uring compiled": ("tap", lambda t: TapDevice(
+        t.stack_ifname, netns=t.netns, engine="uring", uring_impl="compiled", offload=False)),
+    "TAP io_uring pure Python": ("tap", lambda t: TapDevice(
+        t.stack_ifname, netns=t.netns, engine="uring", uring_impl="python", offload=False)),
     "TAP plain": ("tap", lambda t: TapDevice(t.stack_ifname, netns=t.netns, engine="plain",
                                              offload=False)),
     "AF_PACKET raw recv_into/send (limit)": ("veth", lambda t: raw_packet(t)),
@@ -259,25 +263,33 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", default="106,1514")
     parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--paths", default="",
+                        help="only the paths whose name contains one of these (comma-separated)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/devices.py needs root (network namespaces, TAP, AF_PACKET)", file=sys.stderr)
         return 2
     sizes = [int(size) for size in args.sizes.split(",")]
     results: list[Result] = []
+    wanted = [part for part in args.paths.split(",") if part]
+    chosen = [name for name in PATHS if not wanted or any(part in name for part in wanted)]
     for kind in ("tap", "veth"):
+        names = [name for name in chosen if PATHS[name][0] == kind]
+        if not names:
+            continue
         with topology(kind, txqueuelen=max(10000, args.frames + 1000)) as topo:
-            for name, (path_kind, _) in PATHS.items():
-                if path_kind != kind:
-                    continue
-                for size in sizes:
-                    runs = [measure(name, topo, size, args.frames) for _ in range(args.runs)]
-                    results.append(Result(name, "rx", size,
-                                          statistics.median(r[0] for r in runs)))
-                    results.append(Result(name, "tx", size,
-                                          statistics.median(r[1] for r in runs)))
-                    print(f"{name:40s} {size:5d} B  rx {results[-2].frames_per_second:10,.0f}/s"
-                          f"  tx {results[-1].frames_per_second:10,.0f}/s", file=sys.stderr)
+            # Runs interleave the paths, so a noisy moment of the machine hits them all.
+            samples: dict[tuple[str, int], list[tuple[float, float]]] = {}
+            for _ in range(args.runs):
+                for name in names:
+                    for size in sizes:
+                        samples.setdefault((name, size), []).append(
+                            measure(name, topo, size, args.frames))
+            for (name, size), runs in samples.items():
+                results.append(Result(name, "rx", size, statistics.median(r[0] for r in runs)))
+                results.append(Result(name, "tx", size, statistics.median(r[1] for r in runs)))
+                print(f"{name:40s} {size:5d} B  rx {results[-2].frames_per_second:10,.0f}/s"
+                      f"  tx {results[-1].frames_per_second:10,.0f}/s", file=sys.stderr)
     table = render(results, sizes)
     print(table)
     if args.markdown:
@@ -290,6 +302,8 @@ def render(results: list[Result], sizes: list[int]) -> str:
     lines = ["| path | dir | " + " | ".join(f"{s} B frames/s (Gbit/s)" for s in sizes) + " |",
              "|---|---|" + "---|" * len(sizes)]
     for name in PATHS:
+        if not any(r.path == name for r in results):
+            continue
         for direction in ("rx", "tx"):
             cells = []
             for size in sizes:
