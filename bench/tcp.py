@@ -317,9 +317,15 @@ class Server(ServerProcess):
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the whole process (all threads, io_uring workers too)."""
+        user, system = self.cpu_split()
+        return user + system
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the whole process."""
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def rss_kb(self) -> int:
         with open(f"/proc/{self.pid}/status") as f:
@@ -380,6 +386,7 @@ class Bench:
     server_netns: str
     samples: list[Sample] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    phases: tuple[str, ...] = ()  # what run_benchmark measures (--phases)
     threads: dict[str, int] = field(default_factory=dict)
 
     def server_command(self, path: Path, cpus: str | None, profile_out: str | None = None
@@ -562,7 +569,7 @@ def run_benchmark(bench: Bench, paths: list[Path], pins: list[str]) -> None:
             for round_no in range(args.runs):
                 print(f"-- round {round_no + 1}/{args.runs}", file=sys.stderr)
                 order = paths[round_no % len(paths):] + paths[:round_no % len(paths)]
-                for phase in PHASES:
+                for phase in bench.phases:
                     for path in order:
                         server = servers[path.name]
                         if not server.alive():
@@ -624,28 +631,29 @@ def ratio(m: dict[tuple[str, str, str], Sample], phase: str, pin: str, path: str
 
 def render(bench: Bench, paths: list[Path], pins: list[str]) -> str:
     m = medians(bench.samples)
+    phases = bench.phases
     names = [p.name for p in paths]
     out: list[str] = []
     short = {"pp1": "1 conn req/s", "pp10": "10 conns req/s", "conn": "conn/s",
              "up": "up Gbit/s", "down": "down Gbit/s"}
-    out.append("| path | pin (server / client) | " + " | ".join(short[p] for p in PHASES) + " |")
-    out.append("|---|---|" + "---|" * len(PHASES))
+    out.append("| path | pin (server / client) | " + " | ".join(short[p] for p in phases) + " |")
+    out.append("|---|---|" + "---|" * len(phases))
     for pin in pins:
         for name in names:
             cells = []
-            for phase in PHASES:
+            for phase in phases:
                 s = m.get((phase, pin, name))
                 cells.append("failed" if s is None else fmt(s.value, phase))
             out.append(f"| {name} | {pin_label(pin)} | " + " | ".join(cells) + " |")
     out.append("")
     out.append("Ratios, **÷ warm kernel asyncio / ÷ kernel uvloop** (same pin setting):")
     out.append("")
-    out.append("| path | pin | " + " | ".join(short[p] for p in PHASES) + " |")
-    out.append("|---|---|" + "---|" * len(PHASES))
+    out.append("| path | pin | " + " | ".join(short[p] for p in phases) + " |")
+    out.append("|---|---|" + "---|" * len(phases))
     for pin in pins:
         for name in names:
             cells = [f"{ratio(m, phase, pin, name, 'kernel asyncio')} / "
-                     f"{ratio(m, phase, pin, name, 'kernel uvloop')}" for phase in PHASES]
+                     f"{ratio(m, phase, pin, name, 'kernel uvloop')}" for phase in phases]
             out.append(f"| {name} | {pin_label(pin)} | " + " | ".join(cells) + " |")
     out.append("")
     out.append("Per phase (medians; spread = min–max of the runs; server CPU from "
@@ -654,7 +662,7 @@ def render(bench: Bench, paths: list[Path], pins: list[str]) -> str:
     out.append("| phase | pin | path | median | spread | ÷ asyncio | ÷ uvloop | p50 µs | p99 µs "
                "| server CPU µs/op | server CPU % | client CPU % |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for phase in ("cold", *PHASES):
+    for phase in ("cold", *phases):
         for pin in pins:
             for name in names:
                 s = m.get((phase, pin, name))
@@ -771,10 +779,11 @@ def run_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
         try:
             print(f"== profile {phase} {path.name} ({pin_label(pin)})", file=sys.stderr)
             bench.warm(path, server, pin)
-            switches0 = server.context_switches()
+            switches0, split0 = server.context_switches(), server.cpu_split()
             plain = bench.measure(phase, path, server, pin, 0, record_as="profile-plain")
             switches = [b - a for a, b in zip(switches0, server.context_switches(),
                                               strict=True)]
+            split = [b - a for a, b in zip(split0, server.cpu_split(), strict=True)]
             syscalls = measure_syscalls(bench, phase, path, server, pin, workdir) \
                 if shutil.which("strace") else None
             os.kill(server.pid, signal.SIGUSR1)
@@ -818,6 +827,9 @@ def run_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
                    + (f"{plain.server_us_per_op:.1f} µs per {unit} " if per_op else "")
                    + f"({plain.server_cpu:.0f} % of a CPU)")
         if plain.ops:
+            per_unit = plain.ops if per_op else plain.ops / 1e6
+            out.append(f"- server CPU per {unit}: user {1e6 * split[0] / per_unit:.1f} µs, "
+                       f"system {1e6 * split[1] / per_unit:.1f} µs")
             out.append(f"- context switches per {unit} (all threads): "
                        f"{switches[0] / (plain.ops if per_op else plain.ops / 1e6):.2f} "
                        f"voluntary (sleeps: wake-ups), "
@@ -926,6 +938,8 @@ def main() -> int:
     parser.add_argument("--json", help="write every sample to this file")
     parser.add_argument("--profile", action="store_true",
                         help="profile the stack servers under 1-connection ping-pong")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help=f"the phases to measure (default all: {','.join(PHASES)})")
     parser.add_argument("--profile-phase", default="pp1", choices=PHASES,
                         help="the phase --profile runs (default pp1)")
     parser.add_argument("--py-spy", help="py-spy binary for --profile (default: on PATH)")
@@ -949,6 +963,9 @@ def main() -> int:
     pins = [p for p in args.pin.split(",") if p]
     if len(engines) > 8 or args.runs < 1 or args.seconds <= 0 or args.idle < 1:
         parser.error("at most eight engines; --runs, --seconds, --idle positive")
+    phases = tuple(p for p in args.phases.split(",") if p)
+    if not phases or any(p not in PHASES for p in phases):
+        parser.error(f"--phases: a comma-separated subset of {','.join(PHASES)}")
 
     from ethox_asyncio.netns import STACK_IPV4, topology
 
@@ -969,7 +986,7 @@ def main() -> int:
             names = {"asyncio": "kernel asyncio", "uvloop": "kernel uvloop",
                      "c": "kernel C epoll"}
             paths += [Path(names[k], k, KERNEL_HOSTS[k]) for k in kernels]
-            bench = Bench(args, client, topo.netns, server_netns)
+            bench = Bench(args, client, topo.netns, server_netns, phases=phases)
             if args.profile:
                 text = run_profile(bench, paths, workdir)
             else:

@@ -42,6 +42,8 @@ ETH_P_ARP = 0x0806
         ("tap:t,engine=uring,max_batch=32,rx_buffers=256", "tap", "t",
          {"engine": "uring", "max_batch": "32", "rx_buffers": "256"}),
         ("tap:t,engine=auto", "tap", "t", {"engine": "auto"}),
+        ("tap:t,engine=uring,uring_impl=python", "tap", "t",
+         {"engine": "uring", "uring_impl": "python"}),
         ("packet:veth1,netns=ns,mode=ring,offload=on", "packet", "veth1",
          {"netns": "ns", "mode": "ring", "offload": "on"}),
         ("packet:eth0,mode=socket,max_batch=8", "packet", "eth0",
@@ -107,7 +109,7 @@ def test_constructor_kwargs_are_typed() -> None:
         ("tap:..", "not a valid interface name"),
         ("tap:tap0,mode=ring",
          "unknown option 'mode' for tap; valid options: engine, max_batch, mtu, netns, offload, "
-         "rx_buffers, txqueuelen"),
+         "rx_buffers, txqueuelen, uring_impl"),
         ("packet:p,engine=plain",
          "unknown option 'engine' for packet; valid options: block_timeout_ms, max_batch, mode, "
          "netns, offload, ring_blocks, socket_buffer_len"),
