@@ -48,17 +48,19 @@ import socket
 import ssl as ssl_module
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._server import EthoxServer, _Connector, _ListenSpec
 from ._transports import DatagramTransport, TcpTransport
 from .config import StackConfig
-from .device.base import Device, DeviceError, Frame, frame_bytes
+from .device.base import Device, DeviceError, Frame
 from .device.pcap import PcapWriter
 from .device.spec import open_device
 from .device.vnet import (
     FLAG_DATA_VALID,
     FLAG_NEEDS_CSUM,
+    GSO_TCPV4,
+    GSO_TCPV6,
     NO_OFFLOAD,
     VNET_HDR_LEN,
     VnetHeader,
@@ -137,6 +139,7 @@ class _EthoxLoopMixin(_LoopBase):
             gateways=config.gateways,
             mtu=min(config.mtu, device.capabilities.mtu),
             tcp_checksum_offload=self._vnet and device.capabilities.checksum_offload,
+            tcp_tso=self._vnet and device.capabilities.tso,
             secret=os.urandom(32)))  # keys TCP ISNs and ephemeral ports (RFC 6528, 6056)
         self._pump_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -219,8 +222,8 @@ class _EthoxLoopMixin(_LoopBase):
                     self._pcap.write(_as_sent(frame, offload), stamp)
             if self._vnet:
                 self._device.transmit([_with_vnet_header(frame, offload) for frame in frames])
-            else:
-                self._device.transmit(frames)
+            else:  # no virtio-net header, no TSO: no super-segment among them
+                self._device.transmit(cast("list[Frame]", frames))
         if self._stack.poll_at() == 0.0:  # more queued than the budget allowed
             self._schedule_pump()
 
@@ -717,8 +720,12 @@ def _numeric_addrinfo(host: bytes | str | None, port: bytes | str | int | None, 
 
 def _with_vnet_header(frame: OutFrame, offload: bool) -> Frame:
     """The frame gathered behind its virtio-net header: NEEDS_CSUM for a TCP segment
-    that carries only its pseudo-header sum (the kernel completes it), else none."""
+    that carries only its pseudo-header sum (the kernel completes it), plus GSO for a
+    TCP super-segment (the kernel cuts it into ``gso_size`` pieces), else none."""
     if type(frame) is tuple:
+        if len(frame) == 3:
+            head, payload, gso_size = frame
+            return (_gso_header(head, gso_size), head, payload)
         head, payload = frame
         span = partial_checksum_span(head) if offload else None
         return (NO_OFFLOAD if span is None else _needs_csum(span), head, payload)
@@ -733,9 +740,28 @@ def _needs_csum(span: tuple[int, int]) -> bytes:
     return VnetHeader(flags=FLAG_NEEDS_CSUM, csum_start=span[0], csum_offset=span[1]).pack()
 
 
+def _gso_header(head: bytearray, gso_size: int) -> bytes:
+    """virtio-net GSO_TCPV4/GSO_TCPV6 + NEEDS_CSUM for a super-segment we built (the
+    TCP checksum field holds the pseudo-header sum over the whole super-segment; the
+    kernel adjusts it per piece, PLATFORM.md)."""
+    span = partial_checksum_span(head)
+    assert span is not None, "a super-segment is TCP over IPv4 or IPv6"
+    hdr_len = span[0] + (head[span[0] + 12] >> 4) * 4  # through the TCP options
+    ipv6 = head[12] == 0x86
+    return _gso_header_bytes(span, hdr_len, gso_size, ipv6)
+
+
+@functools.lru_cache(maxsize=64)
+def _gso_header_bytes(span: tuple[int, int], hdr_len: int, gso_size: int, ipv6: bool) -> bytes:
+    return VnetHeader(flags=FLAG_NEEDS_CSUM, gso_type=GSO_TCPV6 if ipv6 else GSO_TCPV4,
+                      hdr_len=hdr_len, gso_size=gso_size, csum_start=span[0],
+                      csum_offset=span[1]).pack()
+
+
 def _as_sent(frame: OutFrame, offload: bool) -> bytes:
-    """The frame as the device sends it, for captures: joined, checksum completed."""
-    data = frame_bytes(frame)
+    """The frame as the device sends it, for captures: joined, checksum completed (a
+    super-segment is captured as one frame, as tcpdump shows TSO output)."""
+    data = b"".join(frame[:2]) if isinstance(frame, tuple) else frame
     span = partial_checksum_span(data) if offload else None
     return data if span is None else complete_checksum(data, span)
 

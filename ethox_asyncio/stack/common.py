@@ -38,6 +38,9 @@ class InterfaceConfig:
     # only the pseudo-header sum. UDP and ICMP keep full checksums (a UDP datagram may
     # be fragmented, which no device completes).
     tcp_checksum_offload: bool = False
+    # The device also segments TCP (TSO: virtio-net GSO_TCPV4/V6, with checksum
+    # offload): TCP sends super-segments of up to ~64 KB in whole MSS.
+    tcp_tso: bool = False
     # Keys the TCP ISNs (RFC 6528) and ephemeral ports (RFC 6056): 32 bytes. The loop
     # passes os.urandom(32); the all-zero default keeps sans-IO tests reproducible.
     secret: bytes = bytes(32)

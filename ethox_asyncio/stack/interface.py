@@ -68,7 +68,8 @@ class Interface:
         self._tx: deque[OutFrame] = deque()
         self.tcp = TcpHost(config.tcp, secret=config.secret, mtu=config.mtu,
                            events=self.events, stats=self.stats,
-                           checksum_offload=config.tcp_checksum_offload)
+                           checksum_offload=config.tcp_checksum_offload,
+                           tso=config.tcp_tso and config.tcp_checksum_offload)
         shared = SharedTables(self.routes, self.udp, self.tcp, self.icmp_errors, self.events,
                               self.stats, self._tx)
         self.ipv4 = Ipv4Host(config, shared)

@@ -244,10 +244,12 @@ class IpHost:
             return None
         return self._path(self._address(src), dst_address, protocol, mac)
 
-    def send_on(self, path: FramePath, frame: bytearray, payload: Payload) -> None:
+    def send_on(self, path: FramePath, frame: bytearray, payload: Payload,
+                gso_size: int = 0) -> None:
         """Fill the IP length fields of ``frame`` (made by :func:`.path.start_frame`,
         transport header written) and queue it with ``payload`` gathered behind it.
-        Raises ``OSError(EMSGSIZE)`` for a packet larger than the MTU."""
+        Raises ``OSError(EMSGSIZE)`` for a packet larger than the MTU — or, a
+        super-segment (``gso_size``: TSO), than the IP length field can say."""
         raise NotImplementedError
 
     def answer_tcp(self, src: int, dst: int, segment: bytes, now: float) -> bool:

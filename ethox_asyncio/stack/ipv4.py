@@ -351,17 +351,23 @@ class Ipv4Host(IpHost):
         return FramePath(mac + self.mac + _ETHERTYPE_IPV4 + header,
                          pseudo_header(int(src), int(dst), protocol, 0), ones_sum(header))
 
-    def send_on(self, path: FramePath, frame: bytearray, payload: Payload) -> None:
+    def send_on(self, path: FramePath, frame: bytearray, payload: Payload,
+                gso_size: int = 0) -> None:
         total = len(frame) - ETH_HEADER_LEN + len(payload)
-        if total > self.config.mtu:
-            raise OSError(EMSGSIZE, f"a {total}-byte packet exceeds the MTU of "
-                                    f"{self.config.mtu} with DF set")
+        limit = 0xFFFF if gso_size else self.config.mtu
+        if total > limit:
+            raise OSError(EMSGSIZE, f"a {total}-byte packet exceeds the "
+                                    f"{'IPv4 total length' if gso_size else 'MTU'} of "
+                                    f"{limit} with DF set")
         ident = self._ident = (self._ident + 1) & 0xFFFF
         _LENGTH_IDENT.pack_into(frame, ETH_HEADER_LEN + 2, total, ident)
         # RFC 1071: the zeroed fields' sum plus the two just written, complemented.
         _U16.pack_into(frame, ETH_HEADER_LEN + 10,
                        ~fold(path.header_sum + total + ident) & 0xFFFF)
-        self._tx.append((frame, payload) if payload else bytes(frame))
+        if gso_size:
+            self._tx.append((frame, payload, gso_size))
+        else:
+            self._tx.append((frame, payload) if payload else bytes(frame))
 
     def _link_destination(self, dst: IpAddress) -> EthernetAddress:
         # Multicast is sent as a link broadcast: we join no IPv4 group (no IGMP).

@@ -443,13 +443,19 @@ class Ipv6Host(IpHost):
         return FramePath(mac + self.mac + _ETHERTYPE_IPV6 + header,
                          pseudo_header(int(src), int(dst), protocol, 0))
 
-    def send_on(self, path: FramePath, frame: bytearray, payload: Payload) -> None:
+    def send_on(self, path: FramePath, frame: bytearray, payload: Payload,
+                gso_size: int = 0) -> None:
         length = len(frame) - _L4_OFFSET + len(payload)
-        if length > self.config.mtu - IPV6_HEADER_LEN:
+        limit = 0xFFFF if gso_size else self.config.mtu - IPV6_HEADER_LEN
+        if length > limit:
             raise OSError(EMSGSIZE, f"a {length + IPV6_HEADER_LEN}-byte packet exceeds "
-                                    f"the MTU of {self.config.mtu}")
+                                    f"{'the payload length field' if gso_size else 'the MTU'}"
+                                    f" ({limit + (0 if gso_size else IPV6_HEADER_LEN)})")
         _U16.pack_into(frame, _PAYLOAD_LENGTH_OFFSET, length)
-        self._tx.append((frame, payload) if payload else bytes(frame))
+        if gso_size:
+            self._tx.append((frame, payload, gso_size))
+        else:
+            self._tx.append((frame, payload) if payload else bytes(frame))
 
     def _link_destination(self, dst: IpAddress) -> EthernetAddress:
         assert isinstance(dst, IPv6Address)

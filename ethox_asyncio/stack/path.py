@@ -20,6 +20,9 @@ Contract:
   the frame *gathered*: ``(headers, payload)``, the payload still the caller's
   buffer, so no payload byte is copied between the application's ``write`` and
   the device (:data:`OutFrame`). A frame without payload is queued as ``bytes``.
+  With ``gso_size`` (TSO) the packet may exceed the MTU, up to the IP length
+  fields' limit; it is queued as ``(headers, payload, gso_size)`` for the loop to
+  mark (virtio-net GSO) and the device to cut into ``gso_size``-byte segments.
 
 Why: per segment this replaces a route lookup, a neighbour lookup, two header
 objects and three concatenations of the payload (TCP behind its header, IP behind
@@ -35,8 +38,9 @@ __all__ = ["FramePath", "OutFrame", "Payload", "start_frame"]
 
 #: A payload referenced by an outgoing frame: immutable application bytes or a view of them.
 Payload: TypeAlias = bytes | memoryview
-#: A frame the stack emits: contiguous, or gathered as ``(headers, payload)``.
-OutFrame: TypeAlias = bytes | tuple[bytearray, Payload]
+#: A frame the stack emits: contiguous, gathered as ``(headers, payload)``, or a TCP
+#: super-segment ``(headers, payload, gso_size)`` for a device that segments (TSO).
+OutFrame: TypeAlias = bytes | tuple[bytearray, Payload] | tuple[bytearray, Payload, int]
 
 
 class FramePath:

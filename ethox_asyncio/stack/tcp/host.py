@@ -58,7 +58,7 @@ from .connection import TcpConnection
 from .isn import IsnGenerator
 from .listener import TcpListener
 from .ports import EphemeralPorts
-from .segment import SYN, Segment, reset_for
+from .segment import FIN, PSH, SYN, Segment, reset_for
 from .state import TcpState
 
 __all__ = ["TcpHost", "TcpSender", "complete_checksum", "partial_checksum_span"]
@@ -66,6 +66,9 @@ __all__ = ["TcpHost", "TcpSender", "complete_checksum", "partial_checksum_span"]
 _CHECKSUM = struct.Struct("!H")
 IPV4_TCP_MSS_OVERHEAD = 40  # IPv4 + TCP headers without options
 IPV6_TCP_MSS_OVERHEAD = 60
+# The payload of a TSO super-segment: what the 16-bit IPv6 payload length (and the
+# IPv4 total length) can carry behind the largest TCP header (60) and IPv4 header.
+TSO_MAX_PAYLOAD = 0xFFFF - 60 - 20
 
 _Key = tuple[int, int, int, int, int]  # family, local addr, local port, remote addr, port
 
@@ -76,7 +79,8 @@ class TcpSender(Protocol):
 
     def send_tcp(self, src: int, dst: int, segment: bytes, now: float) -> None: ...
     def path(self, src: int, dst: int, protocol: int, now: float) -> FramePath | None: ...
-    def send_on(self, path: FramePath, frame: bytearray, payload: Payload) -> None: ...
+    def send_on(self, path: FramePath, frame: bytearray, payload: Payload,
+                gso_size: int = 0) -> None: ...
     def answer_tcp(self, src: int, dst: int, segment: bytes, now: float) -> bool: ...
 
 
@@ -85,11 +89,14 @@ class TcpHost:
 
     def __init__(self, config: TcpConfig, *, secret: bytes, mtu: int,
                  events: deque[Any], stats: Counter[str],
-                 checksum_offload: bool = False) -> None:
+                 checksum_offload: bool = False, tso: bool = False) -> None:
         self.config = config
         # The device completes TCP checksums (virtio-net NEEDS_CSUM): emit only the
         # pseudo-header sum; the loop marks such frames with partial_checksum_span().
         self.checksum_offload = checksum_offload
+        # The device also segments (TSO, which needs the checksum offload): every
+        # connection may send super-segments of up to this many payload bytes.
+        self.tso_max = TSO_MAX_PAYLOAD if tso and checksum_offload else 0
         self.events = events
         self.stats = stats
         self.mtu = mtu
@@ -252,10 +259,13 @@ class TcpHost:
                     seg.src_port, seg.dst_port = local_port, remote_port
                     try:
                         if path is None:  # the IP layer queues it for the neighbour
-                            ip.send_tcp(local_addr, remote_addr,
-                                        _emit(seg, local_addr, remote_addr, partial), now)
+                            for piece in _split(seg):  # whole packets within the MTU
+                                ip.send_tcp(local_addr, remote_addr,
+                                            _emit(piece, local_addr, remote_addr, partial),
+                                            now)
                         else:
-                            ip.send_on(path, _frame(seg, path, partial), seg.payload)
+                            ip.send_on(path, _frame(seg, path, partial), seg.payload,
+                                       seg.gso_size)
                     except OSError as error:
                         self._count_send_failed(error, 1)
         self._settle(conn)
@@ -277,6 +287,7 @@ class TcpHost:
             self._timed.pop(conn, None)
 
     def _add(self, key: _Key, conn: TcpConnection) -> None:
+        conn.tso_max = self.tso_max
         self.connections[key] = conn
         self._keys[conn] = key
 
@@ -324,6 +335,26 @@ class TcpHost:
                                       _emit(rst, local_addr, remote_addr,
                                             self.checksum_offload), now):
             self.stats["tcp_rst_sent"] += 1
+
+
+def _split(seg: Segment) -> list[Segment]:
+    """A TSO super-segment as the segments the device would have cut it into (for the
+    path that queues whole packets): ``gso_size`` bytes each, the same header and
+    options, sequence numbers advanced, PSH and FIN only on the last (as Linux's
+    tcp_gso_segment)."""
+    size = seg.gso_size
+    if not size:
+        return [seg]
+    payload = memoryview(seg.payload)
+    pieces = []
+    for start in range(0, len(payload), size):
+        last = start + size >= len(payload)
+        piece = Segment(seg.src_port, seg.dst_port, (seg.seq + start) & 0xFFFFFFFF, seg.ack,
+                        seg.flags if last else seg.flags & ~(PSH | FIN), seg.window,
+                        payload[start:start + size], None, None, False, seg.sack_blocks,
+                        seg.ts_val, seg.ts_ecr)
+        pieces.append(piece)
+    return pieces
 
 
 def _frame(seg: Segment, path: FramePath, partial: bool) -> bytearray:

@@ -86,8 +86,8 @@ Payload = bytes | memoryview
 class Segment:
     """One TCP segment: header fields as ints, options decoded, payload by reference."""
 
-    __slots__ = ("ack", "dst_port", "flags", "mss", "payload", "sack_blocks", "sack_permitted",
-                 "seq", "src_port", "ts_ecr", "ts_val", "window", "wscale")
+    __slots__ = ("ack", "dst_port", "flags", "gso_size", "mss", "payload", "sack_blocks",
+                 "sack_permitted", "seq", "src_port", "ts_ecr", "ts_val", "window", "wscale")
 
     def __init__(self, src_port: int, dst_port: int, seq: int, ack: int, flags: int,
                  window: int, payload: Payload = b"", mss: int | None = None,
@@ -107,6 +107,9 @@ class Segment:
         self.sack_blocks = sack_blocks
         self.ts_val = ts_val
         self.ts_ecr = ts_ecr
+        # Not on the wire: with TSO, the payload bytes of each segment the device cuts
+        # this one into (0: send as it is).
+        self.gso_size = 0
 
     @property
     def seg_len(self) -> int:

@@ -12,7 +12,13 @@ Contract:
   when out-of-order data is held.
 - Data segments carry at most the effective send MSS (RFC 9293 §3.7.1: the
   peer's MSS, capped by ``mss_limit``, minus the timestamps option and any SACK
-  blocks). Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a segment smaller than
+  blocks) — or, with ``tso_max`` set (a device that segments, TSO), up to
+  ``tso_max`` bytes in whole MSS as cwnd allows, with ``gso_size`` = the MSS: the
+  device cuts it into the segments that would have been sent (headers copied,
+  sequence numbers advanced, PSH/FIN on the last), so everything else here counts
+  bytes as before. A super-segment ends on an MSS boundary unless it empties the
+  queue and Nagle lets the runt go. Retransmissions are single segments.
+  Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a segment smaller than
   the MSS is sent only if it empties the queue (and, with Nagle, nothing is
   unacknowledged, RFC 9293 §3.7.4) or is at least half the largest window the
   peer offered. The congestion window counts segments as Linux does: a full
@@ -184,6 +190,8 @@ class Sender(Receiver):
             self.cc.on_idle(now - self._last_send_at, self.rtt.rto)  # RFC 5681 §4.1
             cwnd = self.cc.cwnd
         nagle = self.config.nagle
+        tso_max = self.tso_max
+        tso_segs = max(1, tso_max // mss) if tso_max else 1
         window_blocked = False
         probe = self._probe_due
         self._probe_due = False
@@ -196,12 +204,23 @@ class Sender(Receiver):
             if flight >= cwnd and not probe:
                 break
             win = ((wnd_end - snd_nxt + HALF32) & MASK32) - HALF32
-            n = mss if mss < unsent else unsent
+            goal = mss
+            if tso_max and not probe:
+                # TSO: as many whole MSS as cwnd has room for (at least one, as without
+                # TSO), up to what one super-segment carries (Linux tcp_tso_segs).
+                room = (cwnd - flight) // mss
+                goal = mss * min(room if room > 1 else 1, tso_segs)
+            n = goal if goal < unsent else unsent
             if win < n:
                 n = win
             if n <= 0:
                 window_blocked = True
                 break
+            if n > mss and (n < unsent or (nagle and flight and not fin_pending)) \
+                    and n % mss:
+                # A super-segment ends on an MSS boundary unless it empties the queue
+                # and Nagle allows the runt (Linux tcp_mss_split_point).
+                n -= n % mss
             if n < mss and n < unsent:
                 # Window-limited runt: RFC 9293 §3.8.6.2.1 (sender SWS avoidance).
                 if n < (self.max_snd_wnd >> 1) and not probe:
@@ -220,7 +239,11 @@ class Sender(Receiver):
             elif self._rtt_seq is None and not self.ts_ok:
                 self._rtt_seq = (snd_nxt + n) & MASK32
                 self._rtt_at = now
-            out.append(self._segment(snd_nxt, flags, sndbuf.peek(off, n), sack, now))
+            seg = self._segment(snd_nxt, flags, sndbuf.peek(off, n), sack, now)
+            if n > mss:
+                seg.gso_size = mss
+                self.stats["tcp_tso_segments"] += 1
+            out.append(seg)
             snd_nxt = (snd_nxt + n + (flags & FIN)) & MASK32
             if ((self.snd_max - snd_nxt) & MASK32) > HALF32:
                 self.snd_max = snd_nxt

@@ -170,6 +170,7 @@ class Tcb:
         "ts_ok",
         "ts_recent",
         "ts_recent_at",
+        "tso_max",
         "ws_ok",
     )
 
@@ -212,6 +213,9 @@ class Tcb:
         self.adv_mss = min(config.mss, mss_limit) if config.mss is not None else mss_limit
         self.peer_mss = DEFAULT_MSS
         self.smss = min(DEFAULT_MSS, mss_limit)  # payload bytes per data segment
+        # Payload bytes one segment may carry for the device to cut into MSS-sized ones
+        # (TSO); 0: no TSO. Set by the host from the device's capabilities.
+        self.tso_max = 0
         self.rcv_mss = min(DEFAULT_MSS, self.adv_mss)  # estimate of the peer's segments
         self.ws_ok = False
         self.snd_wscale = 0  # the peer's shift, applied to windows it sends
