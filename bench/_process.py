@@ -1,8 +1,10 @@
 """What the benchmarks share for their processes: ``ip`` and a server subprocess.
 
 Contract: :func:`ip` runs ``ip ARGS`` (30 s bound) and raises RuntimeError with its
-stderr when ``check``; :class:`ServerProcess` starts a command, waits at most
-``ready_timeout`` for its first stdout line (``ready_words``: that line split) and is
+stderr when ``check``; :func:`veth_namespace` is a namespace for kernel-side servers
+veth-linked to the client's namespace, removed (links first) on exit;
+:class:`ServerProcess` starts a command, waits at most ``ready_timeout`` for its first
+stdout line (``ready_words``: that line split) and is
 stopped by pid (SIGTERM, then SIGKILL), keeping the tail of its stderr in
 ``error_text``. Nothing here kills by name.
 """
@@ -15,6 +17,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import IO
 
 
@@ -23,6 +27,32 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and result.returncode != 0:
         raise RuntimeError(f"`ip {' '.join(args)}` failed: {result.stderr.strip()}")
     return result
+
+
+@contextmanager
+def veth_namespace(client_netns: str, netns: str, client_if: str, server_if: str,
+                   client_address: str, server_addresses: Iterable[str], *,
+                   txqueuelen: int | None = None) -> Iterator[str]:
+    """Namespace ``netns`` joined to ``client_netns`` by a veth pair (``client_if`` there
+    at ``client_address``, ``server_if`` here at ``server_addresses``, CIDR strings;
+    interface names at most 15 characters)."""
+    queue = ["txqueuelen", str(txqueuelen)] if txqueuelen else []
+    ip("netns", "add", netns)
+    try:
+        ip("-n", netns, "link", "set", "dev", "lo", "up")
+        ip("-n", client_netns, "link", "add", client_if, *queue, "type", "veth",
+           "peer", "name", server_if, "netns", netns)
+        if queue:
+            ip("-n", netns, "link", "set", "dev", server_if, *queue)
+        ip("-n", client_netns, "address", "add", client_address, "dev", client_if)
+        for address in server_addresses:
+            ip("-n", netns, "address", "add", address, "dev", server_if)
+        ip("-n", client_netns, "link", "set", "dev", client_if, "up")
+        ip("-n", netns, "link", "set", "dev", server_if, "up")
+        yield netns
+    finally:
+        ip("-n", client_netns, "link", "del", "dev", client_if, check=False)
+        ip("netns", "del", netns, check=False)
 
 
 class ServerProcess:

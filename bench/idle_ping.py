@@ -16,19 +16,16 @@ measurement, every process started and stopped by pid, namespaces and links remo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _process import ServerProcess, veth_namespace
 
-from bench._process import ServerProcess, ip
 from ethox_asyncio.netns import topology
 
 STACK_IP = "198.18.0.2"
@@ -36,23 +33,11 @@ VETH_CLIENT, VETH_SERVER = "198.18.1.1", "198.18.1.2"
 _RTT = re.compile(r"time=([0-9.]+) ms")
 
 
-@contextmanager
-def kernel_peer(client_netns: str) -> Iterator[str]:
+def kernel_peer(client_netns: str) -> contextlib.AbstractContextManager[str]:
     """A second namespace at VETH_SERVER, veth-linked to the client's namespace."""
     pid = os.getpid()
-    netns, client_if, server_if = f"ethox-bench-{pid}-ping", f"epc{pid}", f"eps{pid}"
-    ip("netns", "add", netns)
-    try:
-        ip("-n", client_netns, "link", "add", client_if, "type", "veth", "peer", "name",
-           server_if, "netns", netns)
-        ip("-n", client_netns, "address", "add", f"{VETH_CLIENT}/24", "dev", client_if)
-        ip("-n", netns, "address", "add", f"{VETH_SERVER}/24", "dev", server_if)
-        ip("-n", client_netns, "link", "set", "dev", client_if, "up")
-        ip("-n", netns, "link", "set", "dev", server_if, "up")
-        yield netns
-    finally:
-        ip("-n", client_netns, "link", "del", "dev", client_if, check=False)
-        ip("netns", "del", netns, check=False)
+    return veth_namespace(client_netns, f"ethox-bench-{pid}-ping", f"epc{pid}", f"eps{pid}",
+                          f"{VETH_CLIENT}/24", [f"{VETH_SERVER}/24"])
 
 
 def ping(netns: str, host: str, count: int) -> list[float]:

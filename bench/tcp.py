@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -85,7 +86,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 from typing import Any
 
-from _process import ServerProcess, ip
+from _process import ServerProcess, ip, veth_namespace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 C_SOURCE = os.path.join(HERE, "epoll_client.c")
@@ -252,27 +253,12 @@ def pin_label(text: str) -> str:
     return f"cpu {server} / cpu {client}" if "/" in text else f"cpu {server}"
 
 
-@contextmanager
-def server_namespace(client_netns: str) -> Iterator[str]:
+def server_namespace(client_netns: str) -> contextlib.AbstractContextManager[str]:
     """A namespace for the kernel servers, veth-linked to the client's namespace."""
     pid = os.getpid()
-    netns = f"ethox-bench-{pid}-tcp-server"
-    client_if, server_if = f"etc{pid}", f"ets{pid}"  # IFNAMSIZ: at most 15 characters
-    ip("netns", "add", netns)
-    try:
-        ip("-n", netns, "link", "set", "dev", "lo", "up")
-        ip("-n", client_netns, "link", "add", client_if, "txqueuelen", "10000", "type", "veth",
-           "peer", "name", server_if, "netns", netns)
-        ip("-n", netns, "link", "set", "dev", server_if, "txqueuelen", "10000")
-        ip("-n", client_netns, "address", "add", str(CLIENT_VETH), "dev", client_if)
-        for host in KERNEL_HOSTS.values():
-            ip("-n", netns, "address", "add", f"{host}/24", "dev", server_if)
-        ip("-n", client_netns, "link", "set", "dev", client_if, "up")
-        ip("-n", netns, "link", "set", "dev", server_if, "up")
-        yield netns
-    finally:
-        ip("-n", client_netns, "link", "del", "dev", client_if, check=False)
-        ip("netns", "del", netns, check=False)
+    return veth_namespace(client_netns, f"ethox-bench-{pid}-tcp-server", f"etc{pid}",
+                          f"ets{pid}", str(CLIENT_VETH),
+                          [f"{host}/24" for host in KERNEL_HOSTS.values()], txqueuelen=10000)
 
 
 @contextmanager

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -68,13 +69,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Interface
 from typing import Any
 
-from _process import ServerProcess, ip
+from _process import ServerProcess, veth_namespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tcp import build_c_client, parse_pin, pin_label, taskset  # bench/tcp.py
@@ -202,25 +201,11 @@ class Result:
     client_cpu: float | None  # %, from the C client's getrusage
 
 
-@contextmanager
-def server_namespace(client_netns: str) -> Iterator[str]:
+def server_namespace(client_netns: str) -> contextlib.AbstractContextManager[str]:
     """A second namespace for the kernel servers, veth-linked to the client's."""
     pid = os.getpid()
-    netns = f"ethox-bench-{pid}-server"
-    client_if, server_if = f"ebc{pid}", f"ebs{pid}"  # IFNAMSIZ: at most 15 characters
-    ip("netns", "add", netns)
-    try:
-        ip("-n", netns, "link", "set", "dev", "lo", "up")
-        ip("-n", client_netns, "link", "add", client_if, "type", "veth",
-           "peer", "name", server_if, "netns", netns)
-        ip("-n", client_netns, "address", "add", str(CLIENT_VETH), "dev", client_if)
-        ip("-n", netns, "address", "add", str(SERVER_VETH), "dev", server_if)
-        ip("-n", client_netns, "link", "set", "dev", client_if, "up")
-        ip("-n", netns, "link", "set", "dev", server_if, "up")
-        yield netns
-    finally:
-        ip("-n", client_netns, "link", "del", "dev", client_if, check=False)
-        ip("netns", "del", netns, check=False)
+    return veth_namespace(client_netns, f"ethox-bench-{pid}-server", f"ebc{pid}",
+                          f"ebs{pid}", str(CLIENT_VETH), [str(SERVER_VETH)])
 
 
 class Server(ServerProcess):
