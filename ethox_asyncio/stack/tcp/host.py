@@ -30,10 +30,12 @@ Contract:
   lookup per connection and call): the headers are written into one new buffer
   and the payload — a view of the application's bytes in the send buffer — is
   queued behind it by reference, so a payload byte is first copied by the device.
-  While the next hop is unresolved, whole packets go to the IP layer's queue. :meth:`poll_at` is the
-  earliest connection deadline (a min over connections with a timer: O(n) per
-  call, fine for the hundreds of connections the tests use; a timer wheel comes
-  with the speed issue).
+  With ``tso`` (the device segments) connections send super-segments
+  (``tso_max``, sender.py) that leave with their ``gso_size``. While the next hop
+  is unresolved, whole packets (super-segments cut to the MSS) go to the IP layer's
+  queue. :meth:`poll_at` is the earliest connection deadline (a min over
+  connections with a timer: O(n) per call, fine for the hundreds of connections
+  the tests use; a timer wheel comes with the speed issue).
 - Events ``(kind, connection|listener, arg)`` from :mod:`.connection` go to the
   interface's event queue; finished connections leave the table on their own.
 - ICMP errors quoting one of our segments reach the connection through
