@@ -270,12 +270,13 @@ class IpHost:
 
     def _deliver_error(self, protocol: int, quoted: QuotedTransport | None,
                        error: OSError, *, tcp_seq: int | None = None, hard: bool = False,
-                       now: float = 0.0) -> None:
-        """An ICMP error about a datagram we sent, to the endpoint that sent it."""
+                       now: float = 0.0, mtu: int | None = None) -> None:
+        """An ICMP error about a datagram we sent, to the endpoint that sent it;
+        ``mtu``: the path MTU a "fragmentation needed" / "packet too big" reports."""
         if protocol == IpProtocol.TCP and quoted is not None and quoted.src_port is not None:
             if not self.tcp.icmp_error(self.family, int(quoted.src_addr), quoted.src_port,
                                        int(quoted.dst_addr), quoted.dst_port or 0, tcp_seq,
-                                       error, hard, now):
+                                       error, hard, now, mtu=mtu):
                 self.stats["icmp_error_unmatched"] += 1
             return
         if quoted is None or protocol != IpProtocol.UDP or quoted.src_port is None:

@@ -215,9 +215,13 @@ class Ipv4Host(IpHost):
             hard = isinstance(message, Icmpv4DestUnreachable) and message.code in (
                 Icmpv4DestUnreachableCode.PROTOCOL_UNREACHABLE,
                 Icmpv4DestUnreachableCode.PORT_UNREACHABLE)
+            # RFC 1191 §4: "fragmentation needed" carries the next hop's MTU (0 from a
+            # router older than RFC 1191: no estimate, the black-hole fallback covers it).
+            mtu = message.next_hop_mtu if isinstance(message, Icmpv4DestUnreachable) and \
+                message.code == Icmpv4DestUnreachableCode.FRAG_NEEDED else None
             self._deliver_error(quoted.protocol if quoted else -1, quoted,
                                 _icmp_to_oserror(message), tcp_seq=_quoted_tcp_seq(
-                                    message.quoted), hard=hard, now=now)
+                                    message.quoted), hard=hard, now=now, mtu=mtu or None)
         else:
             self.stats["icmp_ignored"] += 1
 

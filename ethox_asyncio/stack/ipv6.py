@@ -227,7 +227,8 @@ class Ipv6Host(IpHost):
                 seq = _SEQ.unpack_from(message.quoted, IPV6_HEADER_LEN + 4)[0]
             self._deliver_error(quoted.next_header if quoted else -1, quoted,
                                 _icmpv6_to_oserror(message), tcp_seq=seq, hard=hard,
-                                now=now)
+                                now=now, mtu=message.mtu if isinstance(
+                                    message, Icmpv6PacketTooBig) else None)
         else:
             self.stats["icmpv6_ignored"] += 1
 

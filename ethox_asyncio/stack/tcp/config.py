@@ -98,6 +98,13 @@ class TcpConfig:
     syn_backlog: int = 4096
     # Cap of the zero-window probe backoff: Linux uses TCP_RTO_MAX (120 s).
     persist_max: float = 120.0
+    # PMTU black-hole fallback (a path that drops full-sized segments and the ICMP
+    # that would say why): after ``blackhole_timeouts`` timeouts in a row with data in
+    # flight, segments are cut to at most ``blackhole_mss`` bytes — Linux
+    # tcp_mtu_probing=1's reaction, at its net.ipv4.tcp_retries1 = 3 and
+    # tcp_base_mss = 1024 (RFC 4821 §7.7 without the probing back up). 0: off.
+    blackhole_mss: int = 1024
+    blackhole_timeouts: int = 3
 
     def __post_init__(self) -> None:
         if self.mss is not None:
@@ -125,6 +132,9 @@ class TcpConfig:
         _int(self, "challenge_ack_limit", 1, None)
         _int(self, "syn_backlog", 1, None)
         _float(self, "persist_max", 0.0, None, low_open=True)
+        if self.blackhole_mss:
+            _int(self, "blackhole_mss", MIN_MSS, MAX_MSS)
+        _int(self, "blackhole_timeouts", 1, 255)
 
     def window_shift(self) -> int:
         """Smallest shift with ``recv_buffer >> shift <= 65535`` (RFC 7323 §2.3)."""

@@ -61,7 +61,6 @@ from .tcb import (
     HALF32,
     MASK32,
     MIN_SND_MSS,
-    TS_OPTION_LEN,
 )
 
 __all__ = [
@@ -170,9 +169,7 @@ class TcpConnection(Sender):
         if self.ts_ok and syn.ts_val is not None:
             self.ts_recent = syn.ts_val
             self.ts_recent_at = now
-        smss = min(self.peer_mss, self.mss_limit) - (TS_OPTION_LEN if self.ts_ok else 0)
-        self.smss = smss if smss > 1 else 1
-        self.cc.set_mss(self.smss)
+        self._set_mss_from_limit()
         window = self._recv_buffer if self._recv_buffer < 0xFFFF else 0xFFFF
         self.rcv_adv = (self.rcv_nxt + window) & MASK32
 
@@ -237,27 +234,50 @@ class TcpConnection(Sender):
 
     # -- errors ------------------------------------------------------------------------
 
-    def on_icmp_error(self, error: OSError, seq: int, hard: bool, now: float) -> None:
+    def on_icmp_error(self, error: OSError, seq: int, hard: bool, now: float) -> bool:
         """An ICMP error quoting our segment with sequence number ``seq``.
 
         RFC 5927 §4.1: ignored unless SND.UNA =< seq < SND.MAX. A hard error
         (port/protocol unreachable, RFC 1122 §4.2.3.9) in SYN-SENT fails the
         connection with ``error``; a passive connection in SYN-RECEIVED is dropped
         (Linux ``tcp_req_err``). Anything else is soft (RFC 5927 §4.1, RFC 1122):
-        remembered and reported if the connection then times out.
+        remembered and reported if the connection then times out. True when the
+        error was accepted (in window, in a state that takes it).
         """
         state = self._state
         if state is _S.CLOSED or state is _S.TIME_WAIT or state is _S.LISTEN:
-            return
+            return False
         d = (seq - self.snd_una) & MASK32
         if d and d >= ((self.snd_max - self.snd_una) & MASK32):
             self.stats["tcp_icmp_out_of_window"] += 1
-            return
+            return False
         self.stats["tcp_icmp_errors"] += 1
         if (hard and state is _S.SYN_SENT) or (hard and state is _S.SYN_RECEIVED and self._passive):
             self._fail(error, now)
         else:
             self._soft_error = error
+        return True
+
+    def on_path_mtu(self, mss_limit: int, now: float) -> bool:
+        """The path's MTU fell: at most ``mss_limit`` bytes of TCP payload (options
+        included) per segment from now on (RFC 1191 §6.1, RFC 8201 §5.4; RFC 6691:
+        the options count against it). What is in flight is sent again at once in
+        the new size, without touching cwnd or backing off the timer (Linux
+        ``tcp_simple_retransmit``: the loss was the path's, not congestion). True if
+        the limit fell; one at or above the current one is ignored (the path MTU
+        rises again only by aging, which is not done)."""
+        state = self._state
+        if mss_limit >= self.mss_limit or state is _S.CLOSED or state is _S.TIME_WAIT:
+            return False
+        self.mss_limit = mss_limit
+        old = self.smss
+        self._set_mss_from_limit()
+        self.stats["tcp_pmtu_lowered"] += 1
+        if self.smss < old and self.snd_max != self.snd_una \
+                and state is not _S.SYN_SENT and state is not _S.SYN_RECEIVED:
+            self.snd_nxt = self.snd_una  # resend the flight in the new size
+            self._rtt_seq = None  # Karn: these are retransmissions
+        return True
 
     def _report(self, error: BaseException | None) -> None:
         """EV_CLOSED, once, for connections the application knows (module contract)."""

@@ -68,6 +68,8 @@ __all__ = ["TcpHost", "TcpSender", "complete_checksum", "partial_checksum_span"]
 _CHECKSUM = struct.Struct("!H")
 IPV4_TCP_MSS_OVERHEAD = 40  # IPv4 + TCP headers without options
 IPV6_TCP_MSS_OVERHEAD = 60
+PMTU_FLOOR_IPV4 = 552  # Linux net.ipv4.route.min_pmtu
+PMTU_FLOOR_IPV6 = 1280  # RFC 8200 §5: the IPv6 minimum link MTU
 # The payload of a TSO super-segment: what the 16-bit IPv6 payload length (and the
 # IPv4 total length) can carry behind the largest TCP header (60) and IPv4 header.
 TSO_MAX_PAYLOAD = 0xFFFF - 60 - 20
@@ -207,14 +209,30 @@ class TcpHost:
 
     def icmp_error(self, family: int, local_addr: int, local_port: int, remote_addr: int,
                    remote_port: int, seq: int | None, error: OSError, hard: bool,
-                   now: float) -> bool:
-        """An ICMP error quoting a segment we sent; True if a connection took it."""
+                   now: float, *, mtu: int | None = None) -> bool:
+        """An ICMP error quoting a segment we sent; True if a connection took it.
+
+        With ``mtu`` (path MTU discovery, RFC 1191 / RFC 8201) an error the quoted
+        connection accepts (its sequence number in flight, RFC 5927 §4.1) lowers the
+        MSS of every connection to that destination: the path MTU belongs to the
+        path, not to one connection. It is floored at 552 bytes for IPv4 (Linux
+        ``min_pmtu``; RFC 1191 allows 68) and 1280 for IPv6 (RFC 8200 §5), so a forged
+        tiny MTU cannot shrink segments to nothing, and it is never raised here."""
         conn = self.connections.get((family, local_addr, local_port, remote_addr,
                                      remote_port))
         if conn is None or seq is None:
             return False
-        conn.on_icmp_error(error, seq, hard, now)
+        accepted = conn.on_icmp_error(error, seq, hard, now)
         self._after(conn)
+        if mtu is not None and accepted:
+            floor = PMTU_FLOOR_IPV4 if family == 4 else PMTU_FLOOR_IPV6
+            overhead = IPV4_TCP_MSS_OVERHEAD if family == 4 else IPV6_TCP_MSS_OVERHEAD
+            mss_limit = (mtu if mtu > floor else floor) - overhead
+            self.stats["tcp_pmtu_messages"] += 1
+            for key, other in self.connections.items():
+                if key[0] == family and key[3] == remote_addr and \
+                        other.on_path_mtu(mss_limit, now):
+                    self._after(other)
         return True
 
     # --- timers and output ----------------------------------------------------------

@@ -29,7 +29,9 @@ Contract:
   (RFC 5681 §3.2, RFC 6582), restarts the retransmission timer (RFC 6298 §5.3)
   and updates the send window (SND.WL1/SND.WL2 rule).
 - Retransmission timeout (RFC 6298 §5.4-5.6): retransmit the segment at SND.UNA,
-  back off, then go back N from SND.UNA as the window allows. The connection
+  back off, then go back N from SND.UNA as the window allows. The
+  ``blackhole_timeouts``-th timeout in a row lowers the MSS limit to
+  ``blackhole_mss`` (PMTU black hole, RFC 4821 §7.7, as Linux tcp_mtu_probing). The connection
   fails after ``retries2`` timeouts without progress (``syn_retries`` /
   ``synack_retries`` in the handshake), with ``TimeoutError``, or with the last
   soft ICMP error as Linux reports it. While the peer's window is zero the
@@ -52,7 +54,7 @@ import errno
 from .receiver import Receiver
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
 from .state import TcpState
-from .tcb import EV_SENT, HALF32, MASK32
+from .tcb import EV_SENT, HALF32, MASK32, TS_OPTION_LEN
 
 __all__ = ["Sender"]
 
@@ -66,6 +68,13 @@ class Sender(Receiver):
     __slots__ = ()
 
     # -- segment construction ----------------------------------------------------------
+
+    def _set_mss_from_limit(self) -> None:
+        """SMSS from the peer's MSS and our limit, minus the timestamps option (RFC 9293
+        §3.7.1, RFC 6691); cwnd follows it."""
+        smss = min(self.peer_mss, self.mss_limit) - (TS_OPTION_LEN if self.ts_ok else 0)
+        self.smss = smss if smss > 1 else 1
+        self.cc.set_mss(self.smss)
 
     def _segment(self, seq: int, flags: int, payload: bytes | memoryview,
                  sack: tuple[tuple[int, int], ...], now: float) -> Segment:
@@ -472,6 +481,13 @@ class Sender(Receiver):
             return
         else:
             self._retries += 1
+            if self._retries == config.blackhole_timeouts and config.blackhole_mss \
+                    and self.mss_limit > config.blackhole_mss:
+                # PMTU black hole (RFC 4821 §7.7, Linux tcp_mtu_probing): smaller
+                # segments from the go-back-N below on.
+                self.mss_limit = config.blackhole_mss
+                self._set_mss_from_limit()
+                self.stats["tcp_pmtu_blackhole"] += 1
         self.cc.on_rto(self._flight(), self.rtt.backoffs > 0)
         self.recovery.on_rto(self.snd_max)
         self.rtt.backoff()

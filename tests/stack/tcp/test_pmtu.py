@@ -1,0 +1,197 @@
+"""Path MTU discovery (RFC 1191, RFC 8201) and the black-hole fallback (RFC 4821 §7.7).
+
+An ICMP "fragmentation needed" (IPv4, with the next hop's MTU) or "packet too big"
+(IPv6) that quotes a segment in flight (RFC 5927 §4.1) lowers the MSS of every
+connection to that destination, floored at 552 / 1280 bytes of MTU; what is in
+flight goes again at once in the new size, cwnd and the timer untouched. A path that
+drops big segments without saying so is caught after three timeouts in a row: the
+MSS falls to 1024.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Address, IPv6Address
+
+import pytest
+
+from ethox_asyncio.stack.tcp.connection import EV_DATA, TcpConnection
+from ethox_asyncio.stack.tcp.state import TcpState
+from ethox_asyncio.stack.wire.icmpv4 import Icmpv4DestUnreachable
+from ethox_asyncio.stack.wire.icmpv6 import Icmpv6PacketTooBig
+from ethox_asyncio.stack.wire.ip import IpProtocol
+from tests.stack.tcp.harness import MSS, config, established, l, r, seg, send
+from tests.stack.test_answers import icmpv4_bytes, icmpv6_bytes, ip_frame, ipv4_packet, ipv6_packet
+from tests.stack.test_interface import Wire
+
+ADDRESSES = {4: (IPv4Address("198.18.0.1"), IPv4Address("198.18.0.2")),
+             6: (IPv6Address("fd00::1"), IPv6Address("fd00::2"))}
+FRAG_NEEDED = 4
+
+
+def data_lengths(conn: TcpConnection, now: float) -> list[int]:
+    return [len(s.payload) for s in conn.output(now, 1000) if len(s.payload)]
+
+
+# --- the connection ------------------------------------------------------------------
+
+
+def test_a_lower_path_mtu_resends_the_flight_in_the_new_size() -> None:
+    conn = established(config())
+    conn.send(bytes(3 * MSS))
+    assert data_lengths(conn, 0.0) == [MSS] * 3
+    cwnd_segments, rto_at = conn.cc.cwnd // conn.smss, conn.rto_at
+    assert conn.on_path_mtu(1200 - 40, 0.01)
+    assert conn.smss == 1160 and conn.stats["tcp_pmtu_lowered"] == 1
+    # RFC 1191 §6.1 / Linux tcp_simple_retransmit: resent at once, not after a timeout,
+    # and not taken for congestion (cwnd keeps its size in segments, no backoff).
+    assert data_lengths(conn, 0.01) == [1160, 1160, 1160, 3 * MSS - 3 * 1160]
+    assert conn.cc.cwnd // conn.smss == cwnd_segments and conn.rto_at == rto_at
+    assert conn.rtt.backoffs == 0
+    send(conn, seg(r(1), l(1 + 3 * MSS), "."), 0.02)
+    assert conn.snd_una == l(1 + 3 * MSS)
+
+
+def test_a_path_mtu_at_or_above_the_current_limit_changes_nothing() -> None:
+    conn = established(config())
+    assert not conn.on_path_mtu(MSS, 0.0)
+    assert not conn.on_path_mtu(MSS + 500, 0.0)
+    assert conn.smss == MSS and not conn.stats["tcp_pmtu_lowered"]
+
+
+def test_three_timeouts_in_a_row_cut_segments_to_the_black_hole_mss() -> None:
+    conn = established(config())
+    conn.send(bytes(4 * MSS))
+    data_lengths(conn, 0.0)
+    now = 0.0
+    for timeout in range(1, 4):
+        assert conn.rto_at is not None
+        now = conn.rto_at
+        conn.on_timer(now)
+        sizes = data_lengths(conn, now)
+        if timeout < 3:
+            assert sizes[0] == MSS, timeout
+    # The third timeout (Linux tcp_retries1) assumes a black hole: 1024-byte segments.
+    assert sizes[0] == 1024 and conn.smss == 1024
+    assert conn.stats["tcp_pmtu_blackhole"] == 1
+
+
+def test_the_black_hole_fallback_can_be_turned_off() -> None:
+    conn = established(config(blackhole_mss=0))
+    conn.send(bytes(4 * MSS))
+    data_lengths(conn, 0.0)
+    for _ in range(4):
+        assert conn.rto_at is not None
+        now = conn.rto_at
+        conn.on_timer(now)
+        assert data_lengths(conn, now)[0] == MSS
+
+
+# --- ICMP through the interface -----------------------------------------------------
+
+
+def established_wire(family: int) -> tuple[Wire, TcpConnection, TcpConnection]:
+    wire = Wire()
+    a_ip, b_ip = ADDRESSES[family]
+    listener = wire.b.tcp.listen(family, 0, 8080, backlog=8)
+    client = wire.a.tcp.connect(family, int(a_ip), 0, int(b_ip), 8080, wire.now)
+    wire.run(until=0.05)
+    server = listener.accept()
+    assert server is not None and client.state is TcpState.ESTABLISHED
+    server.set_reading(True)
+    return wire, client, server
+
+
+def too_big(wire: Wire, family: int, quoted_frame: bytes, mtu: int) -> bytes:
+    """The ICMP error a router between A and B would send A about ``quoted_frame``."""
+    a_ip, b_ip = ADDRESSES[family]
+    packet = quoted_frame[14:]
+    if family == 4:
+        message = icmpv4_bytes(Icmpv4DestUnreachable(FRAG_NEEDED, packet[:28],
+                                                     next_hop_mtu=mtu))
+        return ip_frame(4, ipv4_packet(b_ip, a_ip, IpProtocol.ICMP, message),
+                        dst_mac=wire.a.mac, src_mac=wire.b.mac)
+    message = icmpv6_bytes(Icmpv6PacketTooBig(mtu, packet[:1232]), b_ip, a_ip)
+    return ip_frame(6, ipv6_packet(b_ip, a_ip, IpProtocol.ICMPV6, message),
+                    dst_mac=wire.a.mac, src_mac=wire.b.mac)
+
+
+def is_data(frame: bytes, family: int) -> bool:
+    if family == 4:
+        return frame[12:14] == b"\x08\x00" and frame[23] == IpProtocol.TCP and len(frame) > 200
+    return frame[12:14] == b"\x86\xdd" and frame[20] == IpProtocol.TCP and len(frame) > 200
+
+
+@pytest.mark.parametrize(("family", "mtu", "expected_smss"), [
+    (4, 1200, 1200 - 40 - 12),  # the timestamps option counts against the MSS
+    (4, 300, 552 - 40 - 12),  # floored at Linux's min_pmtu
+    (6, 1400, 1400 - 60 - 12),
+    (6, 1000, 1280 - 60 - 12),  # RFC 8200 §5: never below 1280
+])
+def test_icmp_too_big_lowers_the_mss_and_the_transfer_completes(
+        family: int, mtu: int, expected_smss: int) -> None:
+    wire, client, server = established_wire(family)
+    assert client.smss == (1448 if family == 4 else 1428)
+    path_mtu = max(mtu, 552 if family == 4 else 1280)
+    # The path between A and B carries at most path_mtu bytes: bigger data is dropped
+    # and answered with the ICMP error, as a router would.
+    errors: list[bytes] = []
+
+    def router(frame: bytes) -> bytes | None:
+        if is_data(frame, family) and len(frame) - 14 > path_mtu:
+            errors.append(too_big(wire, family, frame, mtu))
+            return None
+        return frame
+    wire.tamper = router
+    data = bytes(range(256)) * 400  # 100 kB
+    client.send(data)
+    wire.a.tcp.touch(client)
+    got = bytearray()
+    for _ in range(100):
+        wire.run(until=0.01)
+        for error in errors:
+            wire.a.ingress(error, wire.now)
+        errors.clear()
+        for event in list(wire.b.events):
+            if isinstance(event, tuple) and event[0] == EV_DATA and event[1] is server:
+                got += bytes(event[2])
+                server.consumed(len(event[2]))
+                wire.b.tcp.touch(server)
+        wire.b.events.clear()
+        if len(got) == len(data):
+            break
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    assert client.smss == expected_smss
+    assert wire.a.stats["tcp_pmtu_messages"] >= 1
+    assert client.rtt.backoffs == 0, "no timeout was needed"
+
+
+def test_a_forged_too_big_for_data_not_in_flight_is_ignored() -> None:
+    """RFC 5927 §4.1: the quoted sequence number must be in flight."""
+    wire, client, _ = established_wire(4)
+    sent: list[bytes] = []
+    wire.tamper = lambda frame: sent.append(frame) or frame  # type: ignore[func-returns-value]
+    client.send(bytes(3000))
+    wire.a.tcp.touch(client)
+    wire.run(until=0.05)  # all of it acknowledged
+    segment = next(frame for frame in sent if is_data(frame, 4))
+    wire.a.ingress(too_big(wire, 4, segment, 1000), wire.now)
+    assert client.smss == 1448
+    assert wire.a.stats["tcp_icmp_out_of_window"] == 1
+    assert not wire.a.stats["tcp_pmtu_messages"]
+
+
+def test_the_path_mtu_applies_to_every_connection_to_that_destination() -> None:
+    wire, client, _ = established_wire(4)
+    a_ip, b_ip = ADDRESSES[4]
+    other = wire.a.tcp.connect(4, int(a_ip), 0, int(b_ip), 8080, wire.now)
+    wire.run(until=0.05)
+    assert other.state is TcpState.ESTABLISHED
+    sent: list[bytes] = []
+    wire.tamper = lambda frame: sent.append(frame) or None  # type: ignore[func-returns-value]
+    client.send(bytes(3000))
+    wire.a.tcp.touch(client)
+    wire.run(until=0.005)
+    segment = next(frame for frame in sent if is_data(frame, 4))
+    wire.a.ingress(too_big(wire, 4, segment, 1000), wire.now)
+    assert client.smss == other.smss == 1000 - 40 - 12
