@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .congestion import CONTROLLERS
+
 __all__ = ["MAX_MSS", "MAX_RECV_BUFFER", "MIN_MSS", "TcpConfig"]
 
 MIN_MSS = 88  # Linux TCP_MIN_MSS
@@ -87,6 +89,9 @@ class TcpConfig:
     window_scaling: bool = True
     # Initial congestion window in segments: Linux TCP_INIT_CWND = 10 (RFC 6928).
     initial_window: int = 10
+    # net.ipv4.tcp_congestion_control: "cubic" (RFC 9438, Linux's default) or
+    # "newreno" (RFC 5681 / RFC 6582).
+    congestion_control: str = "cubic"
     # RFC 5961 §7 challenge ACKs per second, net.ipv4.tcp_challenge_ack_limit.
     # 1000 is Linux 4.7-5.19's default; since 6.0 the host-wide limit defaults
     # to INT_MAX (disabled: it was a side channel, CVE-2016-5696) and only the
@@ -129,6 +134,9 @@ class TcpConfig:
         _float(self, "keepalive_interval", 1.0, 32767.0)
         _int(self, "keepalive_probes", 1, 127)
         _int(self, "initial_window", 1, None)
+        if self.congestion_control not in CONTROLLERS:
+            raise ValueError(f"TcpConfig.congestion_control must be one of "
+                             f"{', '.join(sorted(CONTROLLERS))}, got {self.congestion_control!r}")
         _int(self, "challenge_ack_limit", 1, None)
         _int(self, "syn_backlog", 1, None)
         _float(self, "persist_max", 0.0, None, low_open=True)

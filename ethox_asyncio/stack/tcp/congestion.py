@@ -14,8 +14,15 @@ Contract:
 - Values never go below one MSS (cwnd) or two MSS (ssthresh, RFC 5681 eq. 4).
   ``ssthresh`` starts "arbitrarily high" (RFC 5681 §3.1) at
   :data:`INFINITE_SSTHRESH` = 0x7FFFFFFF (Linux ``TCP_INFINITE_SSTHRESH``).
-- ``now`` is accepted for time-based controllers (CUBIC, RFC 9438); NewReno
-  ignores it.
+- ``now`` and ``rtt`` (the smoothed RTT, 0 before the first sample) are for
+  time-based controllers (:class:`Cubic`, RFC 9438); NewReno ignores them.
+- :class:`Cubic` is NewReno's recovery (the same RFC 5681 / 6582 steps) with
+  RFC 9438's window: β = 0.7 on a congestion event, fast convergence (§4.7), the
+  cubic function W(t) = C·(t − K)³ + W_max with C = 0.4 in congestion avoidance
+  (§4.2–4.5, target clamped to [cwnd, 1.5·cwnd] per RTT), and the Reno-friendly
+  estimate W_est with α = 3(1 − β)/(1 + β) (§4.3). Slow start is standard
+  (HyStart++, RFC 9406, is not done). Windows are in bytes outside, segments
+  inside the formulas.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ from typing import Protocol
 from .seq import seq_ge
 
 __all__ = [
+    "CONTROLLERS",
     "INFINITE_SSTHRESH",
     "CongestionControl",
+    "Cubic",
     "NewReno",
     "RecoveryState",
     "initial_window",
@@ -51,7 +60,7 @@ class CongestionControl(Protocol):
     ssthresh: int
     mss: int
 
-    def on_ack(self, acked: int, now: float) -> None:
+    def on_ack(self, acked: int, now: float, rtt: float = 0.0) -> None:
         """``acked`` bytes of new data were cumulatively acknowledged, not in recovery."""
 
     def enter_recovery(self, flight_size: int) -> None:
@@ -114,7 +123,7 @@ class NewReno:
         # choose congestion avoidance, like Linux's tcp_in_slow_start).
         return self.cwnd < self.ssthresh
 
-    def on_ack(self, acked: int, now: float) -> None:
+    def on_ack(self, acked: int, now: float, rtt: float = 0.0) -> None:
         if acked <= 0:
             return
         cwnd = self.cwnd
@@ -215,6 +224,106 @@ class NewReno:
             if self.ssthresh != INFINITE_SSTHRESH:
                 self.ssthresh = max(2 * mss, self.ssthresh * mss // old)
         self._acked = 0
+
+
+class Cubic(NewReno):
+    """RFC 9438 CUBIC on NewReno's recovery (see the module contract)."""
+
+    __slots__ = ("_epoch", "_k", "_origin", "_w_est", "_w_last_max", "_w_max")
+
+    C = 0.4  # RFC 9438 §5.1
+    BETA = 0.7  # β_cubic, RFC 9438 §4.6
+    ALPHA = 3 * (1 - BETA) / (1 + BETA)  # α_cubic, RFC 9438 §4.3
+
+    def __init__(self, mss: int, *, initial_window_segments: int = 10, abc_limit: int = 1) -> None:
+        super().__init__(mss, initial_window_segments=initial_window_segments,
+                         abc_limit=abc_limit)
+        self._w_max = 0.0  # segments, before the last reduction
+        self._w_last_max = 0.0
+        self._k = 0.0
+        self._epoch: float | None = None  # start of the current congestion-avoidance epoch
+        self._origin = 0.0  # W_max of the epoch (cwnd when it began, if above W_max)
+        self._w_est = 0.0
+
+    def __repr__(self) -> str:
+        return (f"<Cubic cwnd={self.cwnd} ssthresh={self.ssthresh} mss={self.mss} "
+                f"w_max={self._w_max:.1f} k={self._k:.3f}>")
+
+    def w_cubic(self, t: float) -> float:
+        """RFC 9438 eq. 1, in segments, ``t`` seconds into the epoch."""
+        return self.C * (t - self._k) ** 3 + self._origin
+
+    def on_ack(self, acked: int, now: float, rtt: float = 0.0) -> None:
+        if acked <= 0:
+            return
+        if self.cwnd < self.ssthresh:
+            super().on_ack(acked, now, rtt)  # slow start: RFC 9438 §4.10 keeps Reno's
+            return
+        mss = self.mss
+        cwnd = self.cwnd / mss
+        if self._epoch is None:
+            # §4.2: a new epoch begins with the first ACK in congestion avoidance.
+            self._epoch = now
+            if cwnd < self._w_max:
+                self._k = ((self._w_max - cwnd) / self.C) ** (1 / 3)  # eq. 2
+                self._origin = self._w_max
+            else:
+                self._k = 0.0
+                self._origin = cwnd
+            self._w_est = cwnd
+        t = now - self._epoch
+        segments = acked / mss
+        # §4.3: the Reno-friendly estimate grows α per window of ACKed segments.
+        self._w_est += self.ALPHA * segments / cwnd
+        target = self.w_cubic(t + rtt)  # §4.4: the window one RTT from now
+        if target < cwnd:
+            target = cwnd
+        elif target > 1.5 * cwnd:
+            target = 1.5 * cwnd
+        # §4.3: the Reno-friendly region, else §4.4 / §4.5 towards the target.
+        new = self._w_est if self._w_est > target else cwnd + (target - cwnd) * segments / cwnd
+        grown = int(new * mss)
+        if grown > self.cwnd:
+            self.cwnd = grown
+
+    def _halve(self, flight_size: int) -> None:
+        # RFC 9438 §4.6-4.7: W_max with fast convergence, ssthresh = cwnd·β (at least
+        # two segments, RFC 5681 eq. 4), and a new epoch at the next ACK.
+        mss = self.mss
+        cwnd = self.cwnd / mss
+        if cwnd < self._w_last_max:  # §4.7 fast convergence: release bandwidth
+            self._w_last_max = cwnd
+            self._w_max = cwnd * (1 + self.BETA) / 2
+        else:
+            self._w_last_max = cwnd
+            self._w_max = cwnd
+        ssthresh = int(self.cwnd * self.BETA)
+        floor = 2 * mss
+        self.ssthresh = ssthresh if ssthresh > floor else floor
+        self._epoch = None
+        self._acked = 0
+
+    def on_rto(self, flight_size: int, repeated: bool = False) -> None:
+        # §4.8: a timeout is a congestion event (unless the segment timed out before)
+        # and restarts slow start from one segment.
+        if not repeated:
+            self._halve(flight_size)
+        self.cwnd = self.mss
+        self._epoch = None
+        self._acked = 0
+
+    def on_idle(self, idle: float, rto: float) -> None:
+        super().on_idle(idle, rto)
+        if idle > rto:
+            self._epoch = None  # §5.8: the epoch does not count the idle time
+
+    def set_mss(self, mss: int) -> None:
+        super().set_mss(mss)
+        self._epoch = None
+
+
+#: ``TcpConfig.congestion_control`` names.
+CONTROLLERS: dict[str, type[NewReno]] = {"cubic": Cubic, "newreno": NewReno}
 
 
 class RecoveryState:

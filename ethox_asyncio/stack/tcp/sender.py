@@ -410,7 +410,7 @@ class Sender(Receiver):
             rec.dupacks = 0
             # RFC 7661 spirit: grow only if the window was (nearly) used.
             if flight + self.smss >= cc.cwnd or (cc.cwnd < cc.ssthresh and 2 * flight >= cc.cwnd):
-                cc.on_ack(acked, now)
+                cc.on_ack(acked, now, self.rtt.srtt or 0.0)
         if self.snd_una == self.snd_max:
             self.rto_at = None  # RFC 6298 §5.2
         elif restart:

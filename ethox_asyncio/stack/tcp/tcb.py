@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .buffers import OutOfOrderQueue, SendBuffer
 from .config import TcpConfig
-from .congestion import NewReno, RecoveryState
+from .congestion import CONTROLLERS, RecoveryState
 from .rtt import RttEstimator
 from .state import TcpState
 
@@ -247,7 +247,8 @@ class Tcb:
         self._partial_seen = False
         self.rtt = RttEstimator(rto_initial=config.rto_initial, rto_min=config.rto_min,
                                 rto_max=config.rto_max, clock_granularity=0.001)
-        self.cc = NewReno(max(self.smss, 1), initial_window_segments=config.initial_window)
+        self.cc = CONTROLLERS[config.congestion_control](
+            max(self.smss, 1), initial_window_segments=config.initial_window)
         self.recovery = RecoveryState(iss)
 
         # Receive side.

@@ -1,4 +1,5 @@
-"""NewReno window arithmetic (RFC 5681, RFC 6582, RFC 6928, RFC 3465)."""
+"""Congestion-window arithmetic: NewReno (RFC 5681, RFC 6582, RFC 6928, RFC 3465) and
+CUBIC (RFC 9438)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from ethox_asyncio.stack.tcp.congestion import (
     INFINITE_SSTHRESH,
     CongestionControl,
+    Cubic,
     NewReno,
     RecoveryState,
     initial_window,
@@ -254,3 +256,96 @@ def test_recovery_state_new_reno_walkthrough() -> None:
     assert not state.covers(6000)
     state.on_rto(9000)
     assert not state.in_recovery and state.recover == 9000
+
+
+# --- CUBIC (RFC 9438) ------------------------------------------------------------------
+
+
+def cubic_after_loss(cwnd_segments: int, *, mss: int = MSS) -> Cubic:
+    """A CUBIC window of ``cwnd_segments`` that just went through one congestion event
+    (fast retransmit, then the full ACK) and is in congestion avoidance."""
+    cc = Cubic(mss)
+    cc.cwnd = cwnd_segments * mss
+    cc.ssthresh = 1  # congestion avoidance
+    cc.enter_recovery(cc.cwnd)
+    cc.exit_recovery(cwnd_segments * mss)
+    return cc
+
+
+def test_cubic_reduces_by_beta_and_remembers_w_max() -> None:
+    """RFC 9438 §4.6: ssthresh = cwnd·β_cubic (0.7); W_max = cwnd before the reduction."""
+    cc = cubic_after_loss(100)
+    assert cc.ssthresh == 70 * MSS and cc.cwnd == 70 * MSS
+    assert cc._w_max == pytest.approx(100.0)
+
+
+def test_cubic_follows_the_cubic_function_with_k_from_eq2() -> None:
+    """RFC 9438 eq. 1-2: K = cbrt(W_max·(1 − β)/C); W(t) = C·(t − K)³ + W_max, so the
+    window is back at W_max after K seconds (with a negligible RTT)."""
+    cc = cubic_after_loss(100)
+    cc.on_ack(MSS, 10.0)  # the first ACK starts the epoch at t = 10
+    k = (100 * (1 - 0.7) / 0.4) ** (1 / 3)
+    assert cc._k == pytest.approx(k)  # ~4.2172 s
+    assert cc.w_cubic(0.0) == pytest.approx(70.0)
+    assert cc.w_cubic(k) == pytest.approx(100.0)
+    assert cc.w_cubic(k + 1.0) == pytest.approx(100.4)
+    # ACKs a window's worth at a time with a 200 ms RTT (long enough that the cubic
+    # curve, not the Reno-friendly line, leads: §4.3): cwnd tracks W(t + RTT).
+    now, rtt = 10.0, 0.2
+    while now < 10.0 + k:
+        cc.on_ack(cc.cwnd, now, rtt)
+        now += rtt
+    assert cc._w_est < cc.w_cubic(now - 10.0)
+    assert cc.cwnd / MSS == pytest.approx(cc.w_cubic(now - 10.0), rel=0.03)
+    assert 97 * MSS < cc.cwnd <= 101 * MSS
+
+
+def test_cubic_grows_at_most_half_the_window_per_rtt() -> None:
+    """RFC 9438 §4.4: the target is clamped to 1.5·cwnd, whatever W(t + RTT) says."""
+    cc = cubic_after_loss(100)
+    cc.on_ack(MSS, 0.0)
+    cc.on_ack(cc.cwnd, 100.0, 0.01)  # far beyond K: W(t) is huge
+    assert cc.cwnd <= int(1.5 * 70 * MSS) + MSS
+
+
+def test_cubic_fast_convergence_lowers_w_max_on_a_second_loss_below_it() -> None:
+    """RFC 9438 §4.7: a loss before reaching the previous W_max releases bandwidth:
+    W_max = cwnd·(1 + β)/2."""
+    cc = cubic_after_loss(100)  # W_max 100, cwnd 70
+    cc.enter_recovery(cc.cwnd)  # a second loss at 70 < 100
+    assert cc._w_max == pytest.approx(70 * (1 + 0.7) / 2)
+    assert cc.ssthresh == int(70 * MSS * 0.7)
+
+
+def test_cubic_uses_the_reno_friendly_window_when_it_is_larger() -> None:
+    """RFC 9438 §4.3: W_est grows by α = 3(1 − β)/(1 + β) segments per window of ACKs;
+    with a short RTT and K far away CUBIC's curve is flat and Reno's line leads."""
+    cc = cubic_after_loss(10)  # W_max 10, cwnd 7, K ~ 1.3 s
+    cc.on_ack(MSS, 0.0)
+    alpha = 3 * (1 - 0.7) / (1 + 0.7)
+    for step in range(1, 6):
+        cc.on_ack(cc.cwnd, step * 0.001, 0.001)  # one window per 1 ms RTT
+    assert cc._w_est > cc.w_cubic(0.006)
+    assert cc.cwnd / MSS == pytest.approx(cc._w_est, rel=0.02)
+    assert cc._w_est == pytest.approx(7 + 5 * alpha + 1 / 7 * alpha, rel=0.05)
+
+
+def test_cubic_slow_start_and_timeout_are_reno_s() -> None:
+    """RFC 9438 §4.10 (slow start unchanged) and §4.8 (a timeout: β, then one MSS)."""
+    cc = Cubic(MSS)
+    cc.on_ack(MSS, 0.0)
+    assert cc.cwnd == 11 * MSS  # slow start: one MSS per ACK (RFC 5681 eq. 2)
+    cc.on_rto(cc.cwnd)
+    assert cc.cwnd == MSS and cc.ssthresh == int(11 * MSS * 0.7)
+    assert cc._w_max == pytest.approx(11.0)
+
+
+def test_cubic_is_the_default_and_newreno_selectable() -> None:
+    from ethox_asyncio.stack.tcp.config import TcpConfig
+    from tests.stack.tcp.harness import established
+
+    assert isinstance(established(TcpConfig()).cc, Cubic)
+    reno = established(TcpConfig(congestion_control="newreno")).cc
+    assert type(reno) is NewReno
+    with pytest.raises(ValueError, match="congestion_control"):
+        TcpConfig(congestion_control="bbr")
