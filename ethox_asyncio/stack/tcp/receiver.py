@@ -151,8 +151,12 @@ class Receiver(Tcb):
 
     def _ack_unacceptable(self, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.4: answer an unacceptable segment with an ACK (rate limited
-        for pure ACKs and SYNs, Linux ``tcp_oow_rate_limited``), and drop it."""
+        for pure ACKs and SYNs, Linux ``tcp_oow_rate_limited``), and drop it. Data
+        wholly before RCV.NXT is a duplicate: the ACK reports it (D-SACK)."""
         self.stats["tcp_unacceptable"] += 1
+        n = len(seg.payload)
+        if n and ((self.rcv_nxt - seg.seq - n) & MASK32) < HALF32:
+            self._note_duplicate(seg.seq, n)
         flags = seg.flags
         if flags & SYN or (not flags & FIN and not len(seg.payload)):
             if now - self._oow_at < OOW_RATE_INTERVAL:
@@ -160,6 +164,13 @@ class Receiver(Tcb):
                 return
             self._oow_at = now
         self._ack_now = True
+
+    def _note_duplicate(self, seq: int, n: int) -> None:
+        """RFC 2883 §4: ``n`` bytes at ``seq`` arrived again; the next ACK's first SACK
+        block says so (when SACK was negotiated), once."""
+        if self.sack_ok:
+            self._dsack = (seq & MASK32, (seq + n) & MASK32)
+            self.stats["tcp_dsack_sent"] += 1
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4.2/§5.2 challenge ACK, at most challenge_ack_limit per second (§7)."""
@@ -203,9 +214,12 @@ class Receiver(Tcb):
         rcv_nxt = self.rcv_nxt
         off = ((seq - rcv_nxt + HALF32) & MASK32) - HALF32
         if off < 0:
-            # Starts before RCV.NXT: keep only the new part.
+            # Starts before RCV.NXT: keep only the new part; the old part is a duplicate
+            # to report (RFC 2883 §4, D-SACK).
             if -off > n:
                 return False  # text and FIN both old
+            self._note_duplicate(seq, -off if -off < n else n)
+            self._ack_now = True
             payload = payload[-off:]
             n += off
             off = 0

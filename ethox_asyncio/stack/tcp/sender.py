@@ -93,9 +93,18 @@ class Sender(Receiver):
                        payload, None, None, False, sack)
 
     def _sack(self) -> tuple[tuple[int, int], ...]:
-        if self.sack_ok and len(self._ooo):
+        if not self.sack_ok:
+            return ()
+        limit = 3 if self.ts_ok else 4
+        dsack = self._dsack
+        if dsack is not None:
+            # RFC 2883 §4: the duplicate first, then the usual blocks; reported once.
+            self._dsack = None
+            blocks = self._ooo.sack_blocks(self.rcv_nxt, limit - 1) if len(self._ooo) else []
+            return (dsack, *blocks)
+        if len(self._ooo):
             # RFC 2018 §4: as many blocks as fit, the newest first (3 with timestamps).
-            return tuple(self._ooo.sack_blocks(self.rcv_nxt, 3 if self.ts_ok else 4))
+            return tuple(self._ooo.sack_blocks(self.rcv_nxt, limit))
         return ()
 
     def _syn_segment(self, now: float) -> Segment:
@@ -338,6 +347,13 @@ class Sender(Receiver):
             self._challenge_ack(now)
             return False
         window = seg.window << self.snd_wscale
+        blocks = seg.sack_blocks
+        if blocks and (((ack - blocks[0][0] - 1) & MASK32) < HALF32 - 1 or (
+                len(blocks) > 1 and ((blocks[0][0] - blocks[1][0]) & MASK32) < HALF32
+                and ((blocks[1][1] - blocks[0][1]) & MASK32) < HALF32)):
+            # RFC 2883 §4: a first block below the ACK, or inside the second, reports
+            # a duplicate (D-SACK): something was retransmitted needlessly.
+            self.stats["tcp_dsack_received"] += 1
         if behind >= HALF32:  # ack after snd_una: new data acknowledged
             self._on_new_ack(seg, ack, now)
         elif behind:

@@ -95,6 +95,7 @@ class Tcb:
         "_challenge_start",
         "_ctl_out",
         "_delack_due",
+        "_dsack",
         "_eof_pending",
         "_ever_established",
         "_fast_rtx",
@@ -256,6 +257,8 @@ class Tcb:
         # RFC 9293 §3.8.6.2.2: advance the right edge by at least min(RCV.BUFF/2, MSS).
         self._sws_threshold = min(config.recv_buffer // 2, self.adv_mss)
         self._ooo = OutOfOrderQueue(config.recv_buffer)
+        # RFC 2883: a duplicate range to report as the first SACK block of the next ACK.
+        self._dsack: tuple[int, int] | None = None
         self._ooo_fin: int | None = None  # sequence number of a FIN seen out of order
         self._fin_received = False
         self._unconsumed = 0  # delivered to the application, not yet consumed()
