@@ -244,26 +244,38 @@ def test_io_uring_receives_one_frame_at_a_time_without_kernel_workers(
     with TapDevice(TAP, netns=netns, engine="uring", uring_impl=impl,
                    offload=False) as device:
         assert "multishot" in device.engine_detail
-        before = io_wq_worker_tids()
-        new_workers: set[str] = set()
-        process = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c",
-                                    PINGER, TAP, "300"], stdout=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while process.poll() is None and time.monotonic() < deadline:
-                if select.select([device.fileno()], [], [], 0.05)[0]:
-                    frames = device.receive(8)
-                    assert len(frames) <= 1, "one frame in flight"
-                    device.transmit([bytes(frame) for frame in frames])
-                new_workers |= io_wq_worker_tids() - before
-            stdout, _ = process.communicate(timeout=10)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+
+        def echo() -> None:
+            frames = device.receive(8)
+            assert len(frames) <= 1, "one frame in flight"
+            device.transmit([bytes(frame) for frame in frames])
+
+        stdout, new_workers = ping_pong_with_a_pinger(netns, device.fileno(), echo, 300)
         assert stdout.strip() == "done", "the pinger got every frame back, in order"
         assert device.stats.rx_frames == device.stats.tx_frames == 300
     assert new_workers == set(), f"io-wq workers appeared: {sorted(new_workers)}"
+
+
+def ping_pong_with_a_pinger(netns: str, fd: int, echo: Callable[[], object],
+                            count: int) -> tuple[str, set[str]]:
+    """Run PINGER (another process) for ``count`` frames, calling ``echo`` whenever
+    ``fd`` is readable (bounded: 20 s); its stdout and the io-wq workers that appeared."""
+    before = io_wq_worker_tids()
+    new_workers: set[str] = set()
+    process = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", PINGER,
+                                TAP, str(count)], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while process.poll() is None and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.05)[0]:
+                echo()
+            new_workers |= io_wq_worker_tids() - before
+        stdout, _ = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return stdout, new_workers
 
 
 # -- gathered frames ---------------------------------------------------------------

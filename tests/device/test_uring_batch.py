@@ -37,14 +37,13 @@ from ethox_asyncio.device.nsenter import in_netns
 from ethox_asyncio.device.tap import _open_tap
 from ethox_asyncio.netns import topology
 from tests.device.test_tap import (
-    PINGER,
     TAP,
     WAIT,
     experimental_frame,
-    io_wq_worker_tids,
     ip,
     kernel_packets,
     kernel_side_listener,
+    ping_pong_with_a_pinger,
 )
 
 REQUIRED = os.environ.get("ETHOX_REQUIRE_URING_BATCH") == "1"
@@ -445,26 +444,15 @@ def test_one_frame_at_a_time_creates_no_io_wq_workers(netns: str, defer: bool) -
     Linux 6.18 with the pure-Python engine's single reads; only when the frames come
     from another process, not when this thread sends them itself)."""
     with tap_fd(netns) as fd, ring_on(fd, defer, rx=64, tx=64) as ring:
-        efd = ring.eventfd()
-        before = io_wq_worker_tids()
-        new_workers: set[str] = set()
         echoed = 0
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", PINGER, TAP, "500"],
-            stdout=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while process.poll() is None and time.monotonic() < deadline:
-                if readable(efd, 0.05):
-                    views = ring.receive(8)
-                    assert len(views) <= 1, "one frame in flight"
-                    echoed += ring.transmit(views)
-                new_workers |= io_wq_worker_tids() - before
-            stdout, _ = process.communicate(timeout=10)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+
+        def echo() -> None:
+            nonlocal echoed
+            views = ring.receive(8)
+            assert len(views) <= 1, "one frame in flight"
+            echoed += ring.transmit(views)
+
+        stdout, new_workers = ping_pong_with_a_pinger(netns, ring.eventfd(), echo, 500)
         stats = ring.stats()
     assert stdout.strip() == "done", "the pinger got every frame back"
     assert new_workers == set(), f"io-wq workers appeared: {sorted(new_workers)}"

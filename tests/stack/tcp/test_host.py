@@ -11,7 +11,7 @@ import pytest
 from ethox_asyncio.device.base import frame_bytes
 from ethox_asyncio.stack.interface import Interface, InterfaceConfig
 from ethox_asyncio.stack.path import start_frame
-from ethox_asyncio.stack.tcp.connection import EV_ACCEPT, EV_CLOSED, EV_DATA, EV_EOF
+from ethox_asyncio.stack.tcp.connection import EV_ACCEPT, EV_CLOSED, EV_DATA, EV_EOF, TcpConnection
 from ethox_asyncio.stack.tcp.host import complete_checksum, partial_checksum_span
 from ethox_asyncio.stack.tcp.state import TcpState
 from ethox_asyncio.stack.wire.icmpv4 import Icmpv4DestUnreachable
@@ -164,12 +164,16 @@ def test_partial_checksums_complete_to_the_software_checksum(family: int) -> Non
 
 # --- frames assembled by gathering (stack/path.py) ------------------------------------
 
-def _established(family: int, *, offload: bool = False):  # type: ignore[no-untyped-def]
+def established_wire(family: int, *, offload: bool = False,
+                     tso: bool = False) -> tuple[Wire, TcpConnection, TcpConnection]:
+    """A Wire with A's connection to B's listener established, reading on. ``offload``:
+    A emits partial checksums, completed on the wire as a device would; ``tso``: A may
+    also send super-segments (callers carry those themselves)."""
     wire = Wire()
-    if offload:
+    if offload or tso:
         wire.a = Interface(InterfaceConfig(mac=wire.a.config.mac,
                                            addresses=wire.a.config.addresses,
-                                           tcp_checksum_offload=True))
+                                           tcp_checksum_offload=True, tcp_tso=tso))
 
         def device_completes(frame: bytes) -> bytes:
             span = partial_checksum_span(frame)
@@ -183,6 +187,20 @@ def _established(family: int, *, offload: bool = False):  # type: ignore[no-unty
     assert server is not None and client.state is TcpState.ESTABLISHED
     server.set_reading(True)
     return wire, client, server
+
+
+def take_data(iface: Interface, conn: TcpConnection) -> bytes:
+    """What ``conn`` received since the last call, consumed as an application reading
+    it would (its window reopens); ``iface``'s events are cleared."""
+    data = bytearray()
+    for event in iface.events:
+        if isinstance(event, tuple) and event[0] == EV_DATA and event[1] is conn:
+            data += bytes(event[2])
+    iface.events.clear()
+    if data:
+        conn.consumed(len(data))
+        iface.tcp.touch(conn)
+    return bytes(data)
 
 
 def _expected_ip_header(family: int, frame: bytes, payload_len: int) -> bytes:
@@ -207,7 +225,7 @@ def test_data_segments_leave_gathered_with_the_payload_by_reference(family: int,
     it is the frame the general path would build: same IP header (RFC 791 §3.1 /
     RFC 8200 §3, IPv4 header checksum included), a valid TCP checksum (RFC 9293 §3.1)
     or, offloaded, the one the device completes."""
-    wire, client, _ = _established(family, offload=offload)
+    wire, client, _ = established_wire(family, offload=offload)
     data = bytes(range(256)) * 20  # 5120 bytes: four segments at MSS 1460 / 1440
     client.send(data)
     wire.a.tcp.touch(client)
@@ -239,7 +257,7 @@ def test_data_segments_leave_gathered_with_the_payload_by_reference(family: int,
 def test_segments_wait_whole_while_the_next_hop_is_resolved(family: int) -> None:
     """With the neighbour entry gone (RFC 4861 §7.2.2 / RFC 826), data segments queue
     as whole packets behind the solicitation and leave, intact, once it is answered."""
-    wire, client, server = _established(family)
+    wire, client, server = established_wire(family)
     host = wire.a.ipv4 if family == 4 else wire.a.ipv6
     host.neighbors.flush()
     data = bytes(range(251)) * 12
@@ -257,7 +275,7 @@ def test_segments_wait_whole_while_the_next_hop_is_resolved(family: int) -> None
 
 
 def test_segments_with_no_route_are_counted_per_segment() -> None:
-    wire, client, _ = _established(4)
+    wire, client, _ = established_wire(4)
     wire.a.routes.remove("198.18.0.0/24")
     client.send(bytes(3000))  # three segments
     wire.a.tcp.touch(client)
@@ -268,7 +286,7 @@ def test_segments_with_no_route_are_counted_per_segment() -> None:
 @pytest.mark.parametrize("family", [4, 6])
 def test_send_on_refuses_a_packet_larger_than_the_mtu(family: int) -> None:
     """A frame path never sends what the MTU cannot carry (no fragmenting TCP: DF)."""
-    wire, _, _ = _established(family)
+    wire, _, _ = established_wire(family)
     host = wire.a.ipv4 if family == 4 else wire.a.ipv6
     a_ip, b_ip = ADDRESSES[family]
     path = host.path(int(a_ip), int(b_ip), IpProtocol.TCP, wire.now)

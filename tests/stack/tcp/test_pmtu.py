@@ -15,12 +15,13 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from ethox_asyncio.stack.tcp.connection import EV_DATA, TcpConnection
+from ethox_asyncio.stack.tcp.connection import TcpConnection
 from ethox_asyncio.stack.tcp.state import TcpState
 from ethox_asyncio.stack.wire.icmpv4 import Icmpv4DestUnreachable
 from ethox_asyncio.stack.wire.icmpv6 import Icmpv6PacketTooBig
 from ethox_asyncio.stack.wire.ip import IpProtocol
 from tests.stack.tcp.harness import MSS, config, established, l, r, seg, send
+from tests.stack.tcp.test_host import established_wire, take_data
 from tests.stack.test_answers import icmpv4_bytes, icmpv6_bytes, ip_frame, ipv4_packet, ipv6_packet
 from tests.stack.test_interface import Wire
 
@@ -90,18 +91,6 @@ def test_the_black_hole_fallback_can_be_turned_off() -> None:
 # --- ICMP through the interface -----------------------------------------------------
 
 
-def established_wire(family: int) -> tuple[Wire, TcpConnection, TcpConnection]:
-    wire = Wire()
-    a_ip, b_ip = ADDRESSES[family]
-    listener = wire.b.tcp.listen(family, 0, 8080, backlog=8)
-    client = wire.a.tcp.connect(family, int(a_ip), 0, int(b_ip), 8080, wire.now)
-    wire.run(until=0.05)
-    server = listener.accept()
-    assert server is not None and client.state is TcpState.ESTABLISHED
-    server.set_reading(True)
-    return wire, client, server
-
-
 def too_big(wire: Wire, family: int, quoted_frame: bytes, mtu: int) -> bytes:
     """The ICMP error a router between A and B would send A about ``quoted_frame``."""
     a_ip, b_ip = ADDRESSES[family]
@@ -152,12 +141,7 @@ def test_icmp_too_big_lowers_the_mss_and_the_transfer_completes(
         for error in errors:
             wire.a.ingress(error, wire.now)
         errors.clear()
-        for event in list(wire.b.events):
-            if isinstance(event, tuple) and event[0] == EV_DATA and event[1] is server:
-                got += bytes(event[2])
-                server.consumed(len(event[2]))
-                wire.b.tcp.touch(server)
-        wire.b.events.clear()
+        got += take_data(wire.b, server)
         if len(got) == len(data):
             break
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()

@@ -19,7 +19,7 @@ from ethox_asyncio.device.base import frame_bytes
 from ethox_asyncio.device.vnet import FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VnetHeader
 from ethox_asyncio.loop import _with_vnet_header
 from ethox_asyncio.stack.interface import Interface, InterfaceConfig
-from ethox_asyncio.stack.tcp.connection import EV_DATA, TcpConnection
+from ethox_asyncio.stack.tcp.connection import TcpConnection
 from ethox_asyncio.stack.tcp.host import (
     TSO_MAX_PAYLOAD,
     _split,
@@ -29,6 +29,7 @@ from ethox_asyncio.stack.tcp.host import (
 from ethox_asyncio.stack.tcp.segment import Segment
 from ethox_asyncio.stack.tcp.state import TcpState
 from tests.stack.tcp.harness import MSS, config, established, l, r, seg, send
+from tests.stack.tcp.test_host import established_wire, take_data
 
 ADDRESSES = {4: (IPv4Address("198.18.0.1"), IPv4Address("198.18.0.2")),
              6: (IPv6Address("fd00::1"), IPv6Address("fd00::2"))}
@@ -221,12 +222,7 @@ def test_a_transfer_in_super_frames_arrives_intact(family: int) -> None:
     got = bytearray()
     for _ in range(400):
         carry(0.01)
-        for event in list(wire.b.events):
-            if isinstance(event, tuple) and event[0] == EV_DATA and event[1] is server:
-                got += bytes(event[2])
-                server.consumed(len(event[2]))
-                wire.b.tcp.touch(server)
-        wire.b.events.clear()
+        got += take_data(wire.b, server)
         if len(got) == len(data):
             break
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
@@ -244,20 +240,7 @@ def test_a_transfer_in_super_frames_arrives_intact(family: int) -> None:
 def test_super_segments_wait_for_the_neighbour_as_segments_within_the_mtu() -> None:
     """While the next hop is being resolved the IP layer queues whole packets, which
     must fit the MTU: a super-segment is cut in software first."""
-    from tests.stack.test_interface import Wire
-
-    wire = Wire()
-    wire.a = tso_interface(wire.a)
-
-    def device_completes(frame: bytes) -> bytes:
-        span = partial_checksum_span(frame)
-        return frame if span is None else complete_checksum(frame, span)
-    wire.tamper = device_completes
-    a_ip, b_ip = ADDRESSES[4]
-    wire.b.tcp.listen(4, 0, 8080, backlog=8)
-    client = wire.a.tcp.connect(4, int(a_ip), 0, int(b_ip), 8080, wire.now)
-    wire.run(until=0.05)
-    assert client.state is TcpState.ESTABLISHED
+    wire, client, _ = established_wire(4, tso=True)
     wire.a.ipv4.neighbors.flush()
     client.send(bytes(5 * client.smss))  # within the neighbour queue's bound
     wire.a.tcp.touch(client)
