@@ -92,6 +92,18 @@ class TcpConfig:
     # net.ipv4.tcp_congestion_control: "cubic" (RFC 9438, Linux's default) or
     # "newreno" (RFC 5681 / RFC 6582).
     congestion_control: str = "cubic"
+    # HyStart++ (RFC 9406) in slow start: leave it early (Conservative Slow Start)
+    # when the RTT rises by a round. Linux tcp_cubic hystart=1 (its own HyStart).
+    hystart: bool = True
+    # Loss detection (net.ipv4.tcp_recovery = 1): RACK (RFC 8985) marks a segment
+    # lost once a later-sent one is delivered and a reordering window has passed;
+    # False: the classic DupThresh rule only (RFC 6675 IsLost with three SACKed
+    # segments above, RFC 5681 three duplicate ACKs without SACK).
+    rack: bool = True
+    # Tail loss probes (RFC 8985 §7, net.ipv4.tcp_early_retrans = 3): a probe one
+    # PTO (about 2·SRTT) after the last send, so a lost tail is repaired by fast
+    # recovery instead of a retransmission timeout. Needs ``rack``.
+    tlp: bool = True
     # RFC 5961 §7 challenge ACKs per second, net.ipv4.tcp_challenge_ack_limit.
     # 1000 is Linux 4.7-5.19's default; since 6.0 the host-wide limit defaults
     # to INT_MAX (disabled: it was a side channel, CVE-2016-5696) and only the
@@ -126,7 +138,8 @@ class TcpConfig:
         _float(self, "fin_timeout", 0.0, None)
         _float(self, "delayed_ack_max", 0.0, 0.5, low_open=True)  # RFC 5681 §4.2
         _float(self, "delayed_ack", 0.0, self.delayed_ack_max, low_open=True)
-        for name in ("nagle", "keepalive", "sack", "timestamps", "window_scaling"):
+        for name in ("nagle", "keepalive", "sack", "timestamps", "window_scaling", "hystart",
+                     "rack", "tlp"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TcpConfig.{name} must be a bool, got {getattr(self, name)!r}")
         # Linux MAX_TCP_KEEPIDLE / MAX_TCP_KEEPINTVL = 32767 s, MAX_TCP_KEEPCNT = 127.
