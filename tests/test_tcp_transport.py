@@ -751,6 +751,11 @@ def test_pause_reading_stalls_the_peer_and_resume_reading_drains(setup: Setup) -
         assert transport.is_reading()
         await until(lambda: len(client.data) >= size, 20)
         assert hashlib.sha256(client.data).digest() == hashlib.sha256(data).digest()
+        # The ACK of the last segment may be a delayed one (RFC 5681 §4.2, <= 200 ms).
+        deadline = s.loop.time() + 1.0
+        while await s.peer_call(lambda: peer.transport.get_write_buffer_size()) \
+                and s.loop.time() < deadline:
+            await asyncio.sleep(0.01)
         assert await s.peer_call(lambda: peer.transport.get_write_buffer_size()) == 0
         transport.close()
         await s.close_peer_server(server)

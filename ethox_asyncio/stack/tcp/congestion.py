@@ -20,20 +20,39 @@ Contract:
   RFC 9438's window: β = 0.7 on a congestion event, fast convergence (§4.7), the
   cubic function W(t) = C·(t − K)³ + W_max with C = 0.4 in congestion avoidance
   (§4.2–4.5, target clamped to [cwnd, 1.5·cwnd] per RTT), and the Reno-friendly
-  estimate W_est with α = 3(1 − β)/(1 + β) (§4.3). Slow start is standard
-  (HyStart++, RFC 9406, is not done). Windows are in bytes outside, segments
-  inside the formulas.
+  estimate W_est with α = 3(1 − β)/(1 + β) (§4.3). Windows are in bytes
+  outside, segments inside the formulas.
+- HyStart++ (RFC 9406), for both controllers when built with ``hystart=True``
+  (default False: standard RFC 5681 slow start). The connection calls
+  :meth:`~NewReno.observe_ack` on *every* ACK of new data (in recovery or not,
+  cwnd-limited or not) *before* :meth:`~NewReno.on_ack`; it tracks rounds and
+  per-round minimum RTTs, moves slow start to Conservative Slow Start (CSS,
+  growth ÷ :data:`CSS_GROWTH_DIVISOR`) on a delay increase, back on a spurious
+  one, and to congestion avoidance (ssthresh = cwnd) after :data:`CSS_ROUNDS`
+  CSS rounds. It runs only in the initial slow start (ssthresh still
+  :data:`INFINITE_SSTHRESH`, RFC 9406 §4.3): a fast retransmit, an RTO, or any
+  finite ssthresh ends it for the life of the connection; an idle restart
+  (:meth:`~NewReno.on_idle`) while the initial slow start is still on keeps it
+  running, which §4.3 allows for the restart window.
+  :attr:`~NewReno.hystart_phase` tells where it is. The per-ACK limit L is
+  RFC 3465's ``abc_limit``, as in standard slow start (see :class:`NewReno`).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from .seq import seq_ge
+from .seq import seq_ge, seq_gt
 
 __all__ = [
     "CONTROLLERS",
+    "CSS_GROWTH_DIVISOR",
+    "CSS_ROUNDS",
     "INFINITE_SSTHRESH",
+    "MAX_RTT_THRESH",
+    "MIN_RTT_DIVISOR",
+    "MIN_RTT_THRESH",
+    "N_RTT_SAMPLE",
     "CongestionControl",
     "Cubic",
     "NewReno",
@@ -42,6 +61,22 @@ __all__ = [
 ]
 
 INFINITE_SSTHRESH = 0x7FFFFFFF
+
+# HyStart++ constants, the values RFC 9406 §4.3 recommends (times in seconds).
+MIN_RTT_THRESH = 0.004  # the delay-increase threshold is at least 4 ms...
+MAX_RTT_THRESH = 0.016  # ...and at most 16 ms...
+MIN_RTT_DIVISOR = 8  # ...and otherwise an eighth of the last round's minimum RTT
+N_RTT_SAMPLE = 8  # RTT samples a round needs before its minimum is judged
+CSS_GROWTH_DIVISOR = 4  # Conservative Slow Start grows a quarter as fast
+CSS_ROUNDS = 5  # CSS rounds before congestion avoidance
+
+# ``NewReno._hs_phase`` values; ``<= _HS_DONE`` means "nothing to do per ACK".
+_HS_OFF = 0  # built with hystart=False
+_HS_DONE = 1  # ended: a congestion event, CSS completed, or a finite ssthresh
+_HS_SLOW_START = 2  # standard slow start, watching the RTT (RFC 9406 §4.2)
+_HS_CSS = 3  # Conservative Slow Start (RFC 9406 §4.2)
+_HS_NAMES = ("off", "done", "slow_start", "css")
+_INF = float("inf")
 
 
 def initial_window(mss: int, segments: int = 10) -> int:
@@ -59,6 +94,13 @@ class CongestionControl(Protocol):
     cwnd: int
     ssthresh: int
     mss: int
+
+    def observe_ack(self, ack: int, snd_nxt: int, rtt_sample: float | None,
+                    now: float) -> None:
+        """An ACK acknowledged new data: SEG.ACK ``ack``, the sender's SND.NXT now,
+        the RTT sample it gave (seconds) or None. Called on every such ACK, in or
+        out of recovery and whether or not the flight was cwnd-limited, *before*
+        :meth:`on_ack` (HyStart++'s round and delay tracking, RFC 9406 §4.2)."""
 
     def on_ack(self, acked: int, now: float, rtt: float = 0.0) -> None:
         """``acked`` bytes of new data were cumulatively acknowledged, not in recovery."""
@@ -91,12 +133,22 @@ class NewReno:
     ``abc_limit`` is RFC 3465's L in segments: slow start grows by at most
     L·MSS per ACK. RFC 5681 §3.1 eq. 2 has L = 1 (the default here); RFC 3465
     §2.2 allows 2, which restores doubling per RTT against a delayed-ACK receiver.
+
+    ``hystart`` turns on HyStart++ (RFC 9406) for the initial slow start; see
+    :meth:`observe_ack` for what it does per ACK. Its L (the same cap on the
+    bytes one ACK may add, §4.2) is this ``abc_limit``: §4.3 recommends
+    L = infinity for a paced sender and 8 for an unpaced one; we do not pace and
+    keep RFC 3465's limit so that turning HyStart++ on never makes slow start
+    burstier than it was without it.
     """
 
-    __slots__ = ("_abc_bytes", "_abc_limit", "_acked", "_segments", "cwnd", "initial_window",
+    __slots__ = ("_abc_bytes", "_abc_limit", "_acked", "_hs_baseline", "_hs_css_rounds",
+                 "_hs_cur_min", "_hs_exit_rtt", "_hs_phase", "_hs_rounds",
+                 "_hs_samples", "_hs_window_end", "_segments", "cwnd", "initial_window",
                  "mss", "ssthresh")
 
-    def __init__(self, mss: int, *, initial_window_segments: int = 10, abc_limit: int = 1) -> None:
+    def __init__(self, mss: int, *, initial_window_segments: int = 10, abc_limit: int = 1,
+                 hystart: bool = False) -> None:
         if mss <= 0:
             raise ValueError(f"mss must be > 0, got {mss}")
         if initial_window_segments < 1:
@@ -113,6 +165,17 @@ class NewReno:
         self.ssthresh = INFINITE_SSTHRESH
         # Bytes acknowledged in congestion avoidance since cwnd last grew.
         self._acked = 0
+        # HyStart++ (RFC 9406 §4.2), names after the RFC's variables:
+        self._hs_phase = _HS_SLOW_START if hystart else _HS_OFF
+        self._hs_window_end = -1  # windowEnd; -1: no round yet (set on the first ACK)
+        self._hs_rounds = 0  # rounds completed (diagnostics)
+        self._hs_cur_min = _INF  # currentRoundMinRTT
+        self._hs_samples = 0  # rttSampleCount
+        # lastRoundMinRTT + RttThresh, fixed at the start of a round (infinite while
+        # lastRoundMinRTT is): lastRoundMinRTT itself is not needed after that.
+        self._hs_exit_rtt = _INF
+        self._hs_baseline = _INF  # cssBaselineMinRtt
+        self._hs_css_rounds = 0  # rounds (the partial first one included) spent in CSS
 
     def __repr__(self) -> str:
         return f"<NewReno cwnd={self.cwnd} ssthresh={self.ssthresh} mss={self.mss}>"
@@ -123,14 +186,116 @@ class NewReno:
         # choose congestion avoidance, like Linux's tcp_in_slow_start).
         return self.cwnd < self.ssthresh
 
+    @property
+    def hystart_phase(self) -> str:
+        """HyStart++ state: ``"off"`` (not enabled), ``"slow_start"`` (standard
+        slow start, watching the RTT), ``"css"`` (Conservative Slow Start), or
+        ``"done"`` (ended for this connection: CSS ran its rounds, or a congestion
+        event or a finite ssthresh ended the initial slow start)."""
+        return _HS_NAMES[self._hs_phase]
+
+    @property
+    def hystart_rounds(self) -> int:
+        """HyStart++ rounds completed so far (a round ends when an ACK covers the
+        first byte sent after it began)."""
+        return self._hs_rounds
+
+    def observe_ack(self, ack: int, snd_nxt: int, rtt_sample: float | None,
+                    now: float) -> None:
+        """HyStart++ bookkeeping for one ACK of new data (RFC 9406 §4.2).
+
+        1. Off, done, or ssthresh no longer "arbitrarily high": return (§4.3, the
+           initial slow start only; a finite ssthresh ends it for good).
+        2. Rounds: ``windowEnd`` is SND.NXT when a round starts (the first call
+           starts the first). The round ends when the byte at ``windowEnd`` is
+           acknowledged, i.e. ``ack`` > windowEnd (mod 2**32): then windowEnd =
+           ``snd_nxt``, lastRoundMinRTT = currentRoundMinRTT, currentRoundMinRTT
+           = infinity, rttSampleCount = 0, and in CSS one more CSS round; after
+           :data:`CSS_ROUNDS` of them ssthresh = cwnd (congestion avoidance) and
+           HyStart++ is done.
+        3. A sample (``rtt_sample`` not None) lowers currentRoundMinRTT and counts
+           (the ACK that ended a round counts in the new one). Once the round has
+           :data:`N_RTT_SAMPLE` samples: in slow start, enter CSS when
+           currentRoundMinRTT >= lastRoundMinRTT + RttThresh (both known), with
+           RttThresh = lastRoundMinRTT / 8 clamped to [4 ms, 16 ms], and
+           cssBaselineMinRtt = currentRoundMinRTT; in CSS, go back to slow start
+           when currentRoundMinRTT < cssBaselineMinRtt (a spurious exit).
+
+        ``now`` is unused (the interface's, for time-based variants).
+        """
+        phase = self._hs_phase
+        if phase <= _HS_DONE:
+            return
+        if self.ssthresh != INFINITE_SSTHRESH:
+            self._hs_phase = _HS_DONE  # §4.3: not beyond the initial slow start
+            return
+        end = self._hs_window_end
+        if end < 0 or seq_gt(ack, end):
+            # §4.2: a new round. Its exit threshold depends only on the last
+            # round's minimum, so it is computed once here, not per ACK.
+            self._hs_window_end = snd_nxt
+            last = self._hs_cur_min  # lastRoundMinRTT = currentRoundMinRTT
+            self._hs_cur_min = _INF
+            self._hs_samples = 0
+            if last == _INF:
+                self._hs_exit_rtt = _INF
+            else:
+                thresh = last / MIN_RTT_DIVISOR
+                if thresh < MIN_RTT_THRESH:
+                    thresh = MIN_RTT_THRESH
+                elif thresh > MAX_RTT_THRESH:
+                    thresh = MAX_RTT_THRESH
+                self._hs_exit_rtt = last + thresh
+            if end >= 0:
+                self._hs_rounds += 1
+                if phase == _HS_CSS:
+                    # §4.2: CSS lasts at most CSS_ROUNDS rounds, the partial round
+                    # in which it began included; then congestion avoidance.
+                    rounds = self._hs_css_rounds + 1
+                    self._hs_css_rounds = rounds
+                    if rounds >= CSS_ROUNDS:
+                        # ssthresh = cwnd, never below the module's 2·SMSS floor.
+                        cwnd = self.cwnd
+                        floor = 2 * self.mss
+                        self.ssthresh = cwnd if cwnd > floor else floor
+                        self._hs_phase = _HS_DONE
+                        return
+        if rtt_sample is None:
+            return
+        cur = self._hs_cur_min
+        if rtt_sample < cur:
+            cur = self._hs_cur_min = rtt_sample
+        samples = self._hs_samples + 1
+        self._hs_samples = samples
+        if samples < N_RTT_SAMPLE:
+            return
+        if phase == _HS_SLOW_START:
+            # §4.2: a delay increase of RttThresh over the last round: enter CSS
+            # (exit_rtt is infinite while lastRoundMinRTT is unknown).
+            if cur >= self._hs_exit_rtt:
+                self._hs_baseline = cur  # (_hs_css_rounds is 0 here)
+                self._hs_phase = _HS_CSS
+        elif cur < self._hs_baseline:
+            # §4.2: the RTT fell below the CSS baseline: the exit was spurious;
+            # resume slow start, HyStart++ included.
+            self._hs_baseline = _INF
+            self._hs_css_rounds = 0
+            self._hs_phase = _HS_SLOW_START
+
     def on_ack(self, acked: int, now: float, rtt: float = 0.0) -> None:
         if acked <= 0:
             return
         cwnd = self.cwnd
         if cwnd < self.ssthresh:
-            # RFC 5681 §3.1 eq. 2: cwnd += min(N, SMSS) (RFC 3465 L·SMSS).
+            # RFC 5681 §3.1 eq. 2: cwnd += min(N, SMSS) (RFC 3465 L·SMSS; RFC 9406
+            # §4.2's L is the same limit, see the class docstring).
             limit = self._abc_bytes
-            self.cwnd = cwnd + (acked if acked < limit else limit)
+            inc = acked if acked < limit else limit
+            if self._hs_phase == _HS_CSS:
+                # RFC 9406 §4.2: CSS grows by min(N, L·SMSS) / CSS_GROWTH_DIVISOR
+                # (truncated: at most 3 bytes lost per ACK).
+                inc //= CSS_GROWTH_DIVISOR
+            self.cwnd = cwnd + inc
             return
         # RFC 5681 §3.1, congestion avoidance by byte counting: "When the number
         # of bytes acknowledged reaches cwnd, then cwnd can be incremented by up
@@ -156,6 +321,10 @@ class NewReno:
     def enter_recovery(self, flight_size: int) -> None:
         # RFC 5681 §3.2 step 2 (ssthresh) and step 3 / RFC 6582 §3.2 step 2:
         # cwnd = ssthresh + 3*SMSS, inflated by the three segments that left.
+        # RFC 9406 §4.2: a loss in slow start or CSS leaves HyStart++ for the
+        # controller's usual response, and §4.3 keeps it to the initial slow start.
+        if self._hs_phase > _HS_DONE:
+            self._hs_phase = _HS_DONE
         self._halve(flight_size)
         self.cwnd = self.ssthresh + 3 * self.mss
 
@@ -187,6 +356,10 @@ class NewReno:
         # window, LW, which equals 1 full-sized segment". When the segment timing
         # out had already been retransmitted by the timer (``repeated``: the RTO
         # was already backed off), "the value of ssthresh is held constant".
+        # RFC 9406 §4.3: the slow start that follows is standard (HyStart++ is
+        # for the initial slow start only; the new ssthresh bounds this one).
+        if self._hs_phase > _HS_DONE:
+            self._hs_phase = _HS_DONE
         if not repeated:
             self._halve(flight_size)
         self.cwnd = self.mss
@@ -235,9 +408,10 @@ class Cubic(NewReno):
     BETA = 0.7  # β_cubic, RFC 9438 §4.6
     ALPHA = 3 * (1 - BETA) / (1 + BETA)  # α_cubic, RFC 9438 §4.3
 
-    def __init__(self, mss: int, *, initial_window_segments: int = 10, abc_limit: int = 1) -> None:
+    def __init__(self, mss: int, *, initial_window_segments: int = 10, abc_limit: int = 1,
+                 hystart: bool = False) -> None:
         super().__init__(mss, initial_window_segments=initial_window_segments,
-                         abc_limit=abc_limit)
+                         abc_limit=abc_limit, hystart=hystart)
         self._w_max = 0.0  # segments, before the last reduction
         self._w_last_max = 0.0
         self._k = 0.0
@@ -257,7 +431,10 @@ class Cubic(NewReno):
         if acked <= 0:
             return
         if self.cwnd < self.ssthresh:
-            super().on_ack(acked, now, rtt)  # slow start: RFC 9438 §4.10 keeps Reno's
+            # Slow start: RFC 9438 §4.10 keeps Reno's, and with it RFC 9406's CSS
+            # (NewReno.on_ack divides the growth). When CSS ends, ssthresh = cwnd and
+            # the next ACK starts an epoch below like any entry into avoidance.
+            super().on_ack(acked, now, rtt)
             return
         mss = self.mss
         cwnd = self.cwnd / mss
@@ -305,7 +482,9 @@ class Cubic(NewReno):
 
     def on_rto(self, flight_size: int, repeated: bool = False) -> None:
         # §4.8: a timeout is a congestion event (unless the segment timed out before)
-        # and restarts slow start from one segment.
+        # and restarts slow start from one segment, a standard one (RFC 9406 §4.3).
+        if self._hs_phase > _HS_DONE:
+            self._hs_phase = _HS_DONE
         if not repeated:
             self._halve(flight_size)
         self.cwnd = self.mss

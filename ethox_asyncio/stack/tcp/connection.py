@@ -275,8 +275,7 @@ class TcpConnection(Sender):
         self.stats["tcp_pmtu_lowered"] += 1
         if self.smss < old and self.snd_max != self.snd_una \
                 and state is not _S.SYN_SENT and state is not _S.SYN_RECEIVED:
-            self.snd_nxt = self.snd_una  # resend the flight in the new size
-            self._rtt_seq = None  # Karn: these are retransmissions
+            self._resend_flight()  # in the new size
         return True
 
     def _report(self, error: BaseException | None) -> None:

@@ -46,6 +46,7 @@ class RttEstimator:
         "_backoffs",
         "_base_rto",
         "_granularity",
+        "_min_rtt",
         "_rto",
         "_rto_max",
         "_rto_min",
@@ -75,6 +76,7 @@ class RttEstimator:
         self._rto_min_on_variance = rto_min_on_variance
         self._srtt: float | None = None
         self._rttvar: float | None = None
+        self._min_rtt = float("inf")
         # RFC 6298 §2.1: "Until a round-trip time (RTT) measurement has been made
         # ... the sender SHOULD set RTO <- 1 second" (rto_initial).
         self._base_rto = self._clamp(rto_initial)
@@ -94,6 +96,13 @@ class RttEstimator:
     def srtt(self) -> float | None:
         """Smoothed RTT, ``None`` before the first sample."""
         return self._srtt
+
+    @property
+    def min_rtt(self) -> float:
+        """The smallest sample so far (RACK's min_RTT, RFC 8985 §6.2 step 1), ``inf``
+        before the first. Not windowed (Linux keeps the minimum of 5 minutes): a path
+        whose RTT grows keeps its old minimum, which only narrows RACK's window."""
+        return self._min_rtt
 
     @property
     def rttvar(self) -> float | None:
@@ -119,6 +128,8 @@ class RttEstimator:
         """Feed one RTT measurement (seconds); see the module docstring for Karn's rule."""
         if rtt < 0.0:
             return
+        if rtt < self._min_rtt:
+            self._min_rtt = rtt
         srtt = self._srtt
         rttvar = self._rttvar
         if srtt is None or rttvar is None:

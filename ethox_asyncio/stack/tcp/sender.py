@@ -4,12 +4,13 @@ Contract:
 - :meth:`Sender.output` returns at most ``budget`` segments to send now, in this
   order: control segments queued for particular peers' segments (RSTs answering
   a bad ACK in SYN-SENT/SYN-RECEIVED), our own RST (after :meth:`abort`, then
-  nothing else), SYN or SYN-ACK, a retransmission of the segment at SND.UNA
-  (fast retransmit, partial ACK, RTO), a zero-window or keep-alive probe, new
-  data within ``min(cwnd, SND.WND)``, a FIN once every byte is sent, and a pure
-  ACK if one is owed and nothing else carried it. Every non-SYN segment carries
-  ACK, the current window, the timestamps option when negotiated and SACK blocks
-  when out-of-order data is held.
+  nothing else), SYN or SYN-ACK, retransmissions of segments the scoreboard marks
+  lost (the first of a fast retransmit or timeout whatever cwnd says, the rest while
+  RFC 6675's pipe is below cwnd), a keep-alive probe, new data while pipe < cwnd
+  and within SND.WND, a FIN once every byte is sent, a tail loss probe or a
+  zero-window probe, and a pure ACK if one is owed and nothing else carried it.
+  Every non-SYN segment carries ACK, the current window, the timestamps option
+  when negotiated and SACK blocks when out-of-order data is held.
 - Data segments carry at most the effective send MSS (RFC 9293 §3.7.1: the
   peer's MSS, capped by ``mss_limit``, minus the timestamps option and any SACK
   blocks) — or, with ``tso_max`` set (a device that segments, TSO), up to
@@ -25,11 +26,34 @@ Contract:
   segment may leave while the flight is below ``cwnd``.
 - :meth:`Sender._process_ack` is RFC 9293 §3.10.7.4 "fifth, check the ACK field"
   for the synchronized states with RFC 5961 §5 ACK validation; it advances
-  SND.UNA, samples the RTT (timestamps, else Karn's rule), drives NewReno
-  (RFC 5681 §3.2, RFC 6582), restarts the retransmission timer (RFC 6298 §5.3)
-  and updates the send window (SND.WL1/SND.WL2 rule).
-- Retransmission timeout (RFC 6298 §5.4-5.6): retransmit the segment at SND.UNA,
-  back off, then go back N from SND.UNA as the window allows. The
+  SND.UNA, samples the RTT (timestamps, else Karn's rule), updates the scoreboard
+  (:mod:`.scoreboard`: every segment in flight, SACKed, lost, retransmitted),
+  detects losses, runs recovery, re-arms the timer slot and updates the send
+  window (SND.WL1/SND.WL2 rule).
+- Loss detection and recovery. With SACK: RACK (RFC 8985 §6, ``TcpConfig.rack``)
+  marks a segment lost once one sent after it is delivered and RACK.rtt plus a
+  reordering window (min_RTT/4, widened per D-SACK round; zero while recovering or
+  with more than two segments SACKed above, unless reordering was seen) has passed
+  — on an ACK, or by the reorder timer; without RACK, RFC 6675 §4 IsLost (DupThresh
+  SACKed segments above). A loss outside recovery enters fast recovery (unless the
+  ACK is below ``recover``, RFC 6582 §3.2 step 2): the controller's reduction, then
+  PRR (RFC 6937, :mod:`.prr`) sets cwnd = pipe + sndcnt on every ACK, and the full
+  ACK leaves with cwnd = ssthresh. Without SACK: NewReno (RFC 5681 §3.2, RFC 6582):
+  three duplicate ACKs mark the first segment lost, window inflation, partial ACKs
+  mark the next one lost. When every retransmission of an episode is D-SACKed, the
+  reduction is undone (RFC 2883 §5, Linux ``tcp_try_undo_dsack``).
+- Tail loss probe (RFC 8985 §7, ``TcpConfig.tlp``, SACK only): with data in flight
+  and nothing SACKed or lost, the timer slot holds a probe timeout of 2·SRTT (plus
+  the worst-case delayed ACK with one segment in flight, at most the RTO), re-armed
+  by new data and ACKs. It sends one new segment (beyond cwnd) or, with none, the
+  last segment again, then the RTO is armed. A retransmitted probe acknowledged
+  without a D-SACK repaired a loss: cwnd is reduced once (Linux
+  ``tcp_process_tlp_ack``).
+- Retransmission timeout (RFC 6298 §5.4-5.6): back off, mark every segment not
+  SACKed lost (RFC 6675 §5.1, RFC 8985 §6.3; SACK marks are forgotten too when the
+  peer seems to have reneged or the timeout repeats, RFC 2018 §8), retransmit the
+  first at once and the rest as the window grows again — go-back-N without what the
+  peer holds. The
   ``blackhole_timeouts``-th timeout in a row lowers the MSS limit to
   ``blackhole_mss`` (PMTU black hole, RFC 4821 §7.7, as Linux tcp_mtu_probing). The connection
   fails after ``retries2`` timeouts without progress (``syn_retries`` /
@@ -52,9 +76,10 @@ from __future__ import annotations
 import errno
 
 from .receiver import Receiver
+from .scoreboard import DUPTHRESH, SACKED, SentSegment
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
 from .state import TcpState
-from .tcb import EV_SENT, HALF32, MASK32, TS_OPTION_LEN
+from .tcb import EV_SENT, HALF32, MASK32, TIMER_REORDER, TIMER_RTO, TIMER_TLP, TS_OPTION_LEN
 
 __all__ = ["Sender"]
 
@@ -181,27 +206,36 @@ class Sender(Receiver):
     def _output_synchronized(self, now: float, budget: int, out: list[Segment]) -> None:
         sndbuf = self._sndbuf
         buf_len = len(sndbuf)
+        sb = self.sb
         sent = False
-        if self._fast_rtx:
+        if self._fast_rtx or sb.lost_pending:
+            # RFC 6675 §4 NextSeg rule 1: lost segments before new data; the first one of
+            # a fast retransmit or a timeout whatever cwnd says.
+            force = self._fast_rtx
             self._fast_rtx = False
-            if self._retransmit_head(now, out):
+            if self._retransmit_lost(now, budget, out, force):
                 sent = True
         if self._ka_due and len(out) < budget:
             self._ka_due = False
             out.append(self._segment((self.snd_una - 1) & MASK32, 0, b"", (), now))
         fin_pending = self._fin_queued and ((self._fin_seq - self.snd_nxt) & MASK32) < HALF32
-        if not buf_len and not fin_pending and not self._probe_due:
+        tlp = self._tlp_due
+        if not buf_len and not fin_pending and not self._probe_due and not tlp:
             # Nothing to send but perhaps an ACK.
             if self._ack_now and len(out) < budget:
                 out.append(self._segment(self.snd_max, 0, b"", self._sack(), now))
             if sent:
                 self._after_send(now)
             return
+        self._tlp_due = False
         snd_una = self.snd_una
         snd_nxt = self.snd_nxt
         buf_seq = self.buf_seq
         wnd_end = (snd_una + self.snd_wnd) & MASK32
         cwnd = self.cc.cwnd
+        # RFC 6675 pipe: what left the network (SACKed, lost) does not count, what was
+        # retransmitted does (Linux tcp_packets_in_flight).
+        held = sb.sacked_out + sb.lost_out - sb.retrans_out
         sack = self._sack()
         mss = self.smss - (4 + 8 * len(sack) if sack else 0)
         if self.snd_max == snd_una and now - self._last_send_at > self.rtt.rto:
@@ -210,6 +244,7 @@ class Sender(Receiver):
         nagle = self.config.nagle
         tso_max = self.tso_max
         tso_segs = max(1, tso_max // mss) if tso_max else 1
+        in_recovery = self.recovery.in_recovery
         window_blocked = False
         probe = self._probe_due
         self._probe_due = False
@@ -218,12 +253,12 @@ class Sender(Receiver):
             unsent = buf_len - off
             if unsent <= 0:
                 break
-            flight = (snd_nxt - snd_una) & MASK32
-            if flight >= cwnd and not probe:
+            flight = ((snd_nxt - snd_una) & MASK32) - held
+            if flight >= cwnd and not probe and not tlp:
                 break
             win = ((wnd_end - snd_nxt + HALF32) & MASK32) - HALF32
             goal = mss
-            if tso_max and not probe:
+            if tso_max and not probe and not tlp:
                 # TSO: as many whole MSS as cwnd has room for (at least one, as without
                 # TSO), up to what one super-segment carries (Linux tcp_tso_segs).
                 room = (cwnd - flight) // mss
@@ -244,7 +279,7 @@ class Sender(Receiver):
                 if n < (self.max_snd_wnd >> 1) and not probe:
                     window_blocked = True
                     break
-            elif n < mss and nagle and flight and not fin_pending:
+            elif n < mss and nagle and flight and not fin_pending and not tlp:
                 break  # Nagle, RFC 9293 §3.7.4
             probe = False
             flags = 0
@@ -252,9 +287,7 @@ class Sender(Receiver):
                 flags = PSH
                 if fin_pending and win > n:
                     flags = PSH | FIN
-            if ((self.snd_max - snd_nxt - 1) & MASK32) < HALF32 - 1:
-                self.stats["tcp_retransmitted_segments"] += 1
-            elif self._rtt_seq is None and not self.ts_ok:
+            if self._rtt_seq is None and not self.ts_ok:
                 self._rtt_seq = (snd_nxt + n) & MASK32
                 self._rtt_at = now
             seg = self._segment(snd_nxt, flags, sndbuf.peek(off, n), sack, now)
@@ -262,22 +295,32 @@ class Sender(Receiver):
                 seg.gso_size = mss
                 self.stats["tcp_tso_segments"] += 1
             out.append(seg)
-            snd_nxt = (snd_nxt + n + (flags & FIN)) & MASK32
-            if ((self.snd_max - snd_nxt) & MASK32) > HALF32:
-                self.snd_max = snd_nxt
+            end = (snd_nxt + n + (flags & FIN)) & MASK32
+            sb.on_sent(snd_nxt, end, now, bool(flags & FIN))
+            if in_recovery:
+                self.prr.on_sent(n)
+            snd_nxt = end
+            if tlp:
+                self._tlp_sent(end, False)
+                tlp = False
             sent = True
-        self.snd_nxt = snd_nxt
+        self.snd_nxt = self.snd_max = snd_nxt
         if fin_pending and snd_nxt == self._fin_seq and len(out) < budget \
                 and ((snd_nxt - buf_seq) & MASK32) == buf_len:
             # A bare FIN once everything else is sent; it needs one byte of window.
             if ((wnd_end - snd_nxt - 1) & MASK32) < HALF32 - 1:
                 out.append(self._segment(snd_nxt, FIN, b"", sack, now))
-                snd_nxt = self.snd_nxt = (snd_nxt + 1) & MASK32
-                if ((self.snd_max - snd_nxt) & MASK32) > HALF32:
-                    self.snd_max = snd_nxt
+                end = (snd_nxt + 1) & MASK32
+                sb.on_sent(snd_nxt, end, now, True)
+                snd_nxt = self.snd_nxt = self.snd_max = end
+                if tlp:
+                    self._tlp_sent(end, False)
+                    tlp = False
                 sent = True
             else:
                 window_blocked = True
+        if tlp and len(out) < budget and self._tlp_retransmit(now, out, sack):
+            sent = True  # RFC 8985 §7.3: no new data could go, so the last segment again
         if probe:
             # Zero window: Linux's probe, an old sequence number that forces an ACK.
             out.append(self._segment((self.snd_una - 1) & MASK32, 0, b"", sack, now))
@@ -290,42 +333,86 @@ class Sender(Receiver):
 
     def _after_send(self, now: float) -> None:
         self._last_send_at = now
-        if self.rto_at is None and self.snd_max != self.snd_una:
-            self.rto_at = now + self.rtt.rto  # RFC 6298 §5.1
         if self.snd_max != self.snd_una:
             self.persist_at = None
+            if self.rto_at is None or self._timer_kind == TIMER_TLP:
+                # RFC 6298 §5.1, or RFC 8985 §7.2: the probe timeout restarts with new data.
+                self._arm_timer(now, True)
 
-    def _retransmit_head(self, now: float, out: list[Segment]) -> bool:
-        """Resend the first unacknowledged segment, whatever cwnd and the window say."""
-        snd_una = self.snd_una
-        off = (snd_una - self.buf_seq) & MASK32
-        avail = len(self._sndbuf) - off
-        inflight = (self.snd_max - snd_una) & MASK32
-        if inflight < avail:
-            avail = inflight  # never new data here: only what was sent before
+    def _send_record(self, rec: SentSegment, now: float, out: list[Segment],
+                     sack: tuple[tuple[int, int], ...]) -> None:
+        """Retransmit one scoreboard record (at most an MSS: the caller cut it)."""
+        start = rec.start
+        n = ((rec.end - start) & MASK32) - rec.fin
+        flags = FIN if rec.fin else 0
+        payload: bytes | memoryview = b""
+        if n > 0:
+            off = (start - self.buf_seq) & MASK32
+            payload = self._sndbuf.peek(off, n)
+            if off + n == len(self._sndbuf):
+                flags |= PSH
+        out.append(self._segment(start, flags, payload, sack, now))
+        self.sb.on_retransmit(rec, now)
+        self._rtt_seq = None  # Karn: this data's ACK is ambiguous
+        self.stats["tcp_retransmitted_segments"] += 1
+        if self._undo_retrans >= 0:
+            self._undo_retrans += 1
+        if self.recovery.in_recovery:
+            self.prr.on_sent(n + rec.fin)
+
+    def _retransmit_lost(self, now: float, budget: int, out: list[Segment],
+                         force: bool) -> bool:
+        """RFC 6675 §5 step (C): retransmit lost segments while pipe < cwnd (the first
+        one regardless with ``force``); True if anything was sent."""
+        sb = self.sb
         sack = self._sack()
         # The MSS bounds data and options together (RFC 9293 §3.7.1, RFC 6691).
         limit = self.smss - (4 + 8 * len(sack) if sack else 0)
-        n = limit if limit < avail else avail
-        flags = 0
-        if n > 0 and n == avail:
-            flags = PSH
-        fin_seq = (snd_una + (n if n > 0 else 0)) & MASK32
-        if self._fin_queued and fin_seq == self._fin_seq \
-                and ((self.snd_max - fin_seq - 1) & MASK32) < HALF32 - 1:
-            flags |= FIN
-        if n <= 0 and not flags & FIN:
+        flight = (self.snd_max - self.snd_una) & MASK32
+        cwnd = self.cc.cwnd
+        sent = False
+        while len(out) < budget:
+            if not force and sb.pipe(flight) >= cwnd:
+                break
+            rec = sb.next_lost(limit)
+            if rec is None:
+                break
+            force = False
+            self._send_record(rec, now, out, sack)
+            sent = True
+        return sent
+
+    def _tlp_sent(self, end: int, retransmission: bool) -> None:
+        """RFC 8985 §7.3: remember the probe (TLP.end_seq, TLP.is_retrans)."""
+        self._tlp_high = end
+        self._tlp_retrans = retransmission
+        self.stats["tcp_tlp_probes"] += 1
+
+    def _tlp_retransmit(self, now: float, out: list[Segment],
+                        sack: tuple[tuple[int, int], ...]) -> bool:
+        """The probe as a retransmission of the last segment, cut to one MSS at its end."""
+        sb = self.sb
+        segs = sb.segments
+        if not segs:
             return False
-        payload = self._sndbuf.peek(off, n) if n > 0 else b""
-        out.append(self._segment(snd_una, flags, payload, sack, now))
-        end = (snd_una + (n if n > 0 else 0) + (flags & FIN)) & MASK32
-        if ((end - self.snd_nxt - 1) & MASK32) < HALF32 - 1:  # seq_gt(end, snd_nxt)
-            self.snd_nxt = end
-        if ((end - self.snd_max - 1) & MASK32) < HALF32 - 1:
-            self.snd_max = end
-        self._rtt_seq = None  # Karn: this data's ACK is ambiguous
-        self.stats["tcp_retransmitted_segments"] += 1
+        limit = self.smss - (4 + 8 * len(sack) if sack else 0)
+        rec = segs[-1]
+        if rec.state & SACKED:
+            return False  # the tail arrived: nothing to probe for
+        if ((rec.end - rec.start) & MASK32) - rec.fin > limit:
+            rec = sb._split(len(segs) - 1, (rec.end - rec.fin - limit) & MASK32)
+        self._send_record(rec, now, out, sack)
+        self._tlp_sent(self.snd_max, True)
         return True
+
+    def _resend_flight(self) -> None:
+        """Everything in flight is to be sent again (a smaller path MTU, RFC 1191 §6.1):
+        marked lost without a congestion response (Linux ``tcp_simple_retransmit``)."""
+        if self.snd_max == self.snd_una:
+            return
+        self.sb.mark_all_lost(forget_sacks=False)
+        self._fast_rtx = True
+        self._rtt_seq = None  # Karn: these are retransmissions
 
     # -- ACK processing (RFC 9293 §3.10.7.4 fifth) ------------------------------------
 
@@ -347,20 +434,15 @@ class Sender(Receiver):
             self._challenge_ack(now)
             return False
         window = seg.window << self.snd_wscale
-        blocks = seg.sack_blocks
-        if blocks and (((ack - blocks[0][0] - 1) & MASK32) < HALF32 - 1 or (
-                len(blocks) > 1 and ((blocks[0][0] - blocks[1][0]) & MASK32) < HALF32
-                and ((blocks[1][1] - blocks[0][1]) & MASK32) < HALF32)):
-            # RFC 2883 §4: a first block below the ACK, or inside the second, reports
-            # a duplicate (D-SACK): something was retransmitted needlessly.
-            self.stats["tcp_dsack_received"] += 1
         if behind >= HALF32:  # ack after snd_una: new data acknowledged
             self._on_new_ack(seg, ack, now)
         elif behind:
             return True  # an old duplicate ACK: ignored (RFC 9293), the text is processed
-        elif window == self.snd_wnd and not len(seg.payload) \
-                and not seg.flags & (SYN | FIN) and self.snd_max != snd_una:
-            self._on_dupack(now)  # RFC 5681 §2 duplicate ACK
+        else:
+            dupack = window == self.snd_wnd and not len(seg.payload) \
+                and not seg.flags & (SYN | FIN) and self.snd_max != snd_una
+            if dupack or (seg.sack_blocks and self.sack_ok):
+                self._on_same_ack(seg, dupack, now)
         self._update_window(seg, ack, window, now)
         return True
 
@@ -385,6 +467,8 @@ class Sender(Receiver):
                 self.persist_at = now + self._persist_interval()
 
     def _on_new_ack(self, seg: Segment, ack: int, now: float) -> None:
+        """SEG.ACK advances SND.UNA: everything that follows from it, SACK blocks,
+        loss detection, recovery and timers included."""
         snd_una = self.snd_una
         acked = (ack - snd_una) & MASK32
         data = acked
@@ -400,25 +484,32 @@ class Sender(Receiver):
         if ((ack - self.snd_nxt - 1) & MASK32) < HALF32 - 1:
             self.snd_nxt = ack
         # RTT: RFC 7323 §4 (timestamps) or RFC 6298 §3 with Karn's rule.
+        sample: float | None = None
         ts_ecr = seg.ts_ecr
         if self.ts_ok and ts_ecr:
             delta = (self._ts_now(now) - ts_ecr) & MASK32
             if delta < HALF32:
-                self.rtt.sample(delta / 1000.0)
+                sample = delta / 1000.0
         elif self._rtt_seq is not None and ((ack - self._rtt_seq) & MASK32) < HALF32:
-            self.rtt.sample(now - self._rtt_at)
+            sample = now - self._rtt_at
             self._rtt_seq = None
-        self._retries = 0
-        rec = self.recovery
+        sb = self.sb
+        if sample is not None:
+            self.rtt.sample(sample)
+        sb.min_rtt = self.rtt.min_rtt  # RACK.min_RTT (RFC 8985 §6.2 step 1), handshake's too
         cc = self.cc
+        cc.observe_ack(ack, self.snd_nxt, sample, now)
+        self._retries = 0
+        delivered = sb.cumulative_ack(ack, now) if sb.segments else 0
+        rec = self.recovery
         restart = True
         if rec.in_recovery:
             if rec.covers(ack):
-                rec.exit()  # full ACK: RFC 6582 §3.2 step 6
-                cc.exit_recovery((self.snd_max - ack) & MASK32)
-            else:
+                self._exit_recovery()
+            elif not self.sack_ok:
                 # Partial ACK: RFC 6582 §3.2 step 5, the "Impatient" timer variant.
                 cc.on_partial_ack(acked)
+                sb.mark_head_lost()
                 self._fast_rtx = True
                 restart = not self._partial_seen
                 self._partial_seen = True
@@ -427,28 +518,208 @@ class Sender(Receiver):
             # RFC 7661 spirit: grow only if the window was (nearly) used.
             if flight + self.smss >= cc.cwnd or (cc.cwnd < cc.ssthresh and 2 * flight >= cc.cwnd):
                 cc.on_ack(acked, now, self.rtt.srtt or 0.0)
-        if self.snd_una == self.snd_max:
-            self.rto_at = None  # RFC 6298 §5.2
-        elif restart:
-            self.rto_at = now + self.rtt.rto  # RFC 6298 §5.3
+        self._loss_step(seg, now, delivered, restart, False)
         if data > 0:
             self.events.append((EV_SENT, self, data))
 
-    def _on_dupack(self, now: float) -> None:
-        """RFC 5681 §3.2 / RFC 6582 §3.2 steps 1-4."""
+    def _on_same_ack(self, seg: Segment, dupack: bool, now: float) -> None:
+        """SEG.ACK = SND.UNA: a duplicate ACK (RFC 5681 §2) and/or new SACK information."""
         rec = self.recovery
-        rec.dupacks += 1
-        self.stats["tcp_dupacks"] += 1
-        if rec.in_recovery:
-            self.cc.on_dupack_in_recovery()
+        if dupack:
+            rec.dupacks += 1
+            self.stats["tcp_dupacks"] += 1
+            if rec.in_recovery:
+                if not self.sack_ok:
+                    self.cc.on_dupack_in_recovery()  # RFC 6582 §3.2 step 3
+            elif rec.dupacks >= rec.dupack_threshold and rec.covers(self.snd_una) and (
+                    not self.sack_ok or not self.config.rack or not self.sb.sacked_out):
+                # RFC 5681 §3.2 / RFC 6675 §5 (a): DupThresh duplicates, the first
+                # unacknowledged segment is lost. With SACK information RACK decides
+                # (Linux: no duplicate-ACK counting when RACK is on).
+                self.sb.mark_head_lost()
+        self._loss_step(seg, now, 0, False, dupack)
+
+    def _loss_step(self, seg: Segment, now: float, delivered: int, restart: bool,
+                   dupack: bool) -> None:
+        """SACK blocks, loss detection, recovery entry, PRR and the timer for one ACK."""
+        sb = self.sb
+        rec = self.recovery
+        blocks = seg.sack_blocks
+        ack = seg.ack
+        dsack_end: int | None = None
+        newly_sacked = 0
+        if blocks and self.sack_ok:
+            first = blocks[0]
+            if ((ack - first[0] - 1) & MASK32) < HALF32 - 1 or (
+                    len(blocks) > 1 and ((first[0] - blocks[1][0]) & MASK32) < HALF32
+                    and ((blocks[1][1] - first[1]) & MASK32) < HALF32):
+                # RFC 2883 §4: a first block below the ACK, or inside the second, reports
+                # a duplicate (D-SACK): something was retransmitted needlessly.
+                self.stats["tcp_dsack_received"] += 1
+                dsack_end = first[1]
+                self._on_dsack()
+            newly_sacked = sb.sack(blocks, self.snd_max, now)
+            delivered += newly_sacked
+        if self._tlp_high is not None:
+            self._tlp_ack(ack, dsack_end, restart, newly_sacked, dupack)
+        if not (sb.sacked_out or sb.lost_out or rec.in_recovery or dupack) \
+                and rec.covers(self.snd_una):
+            # Nothing can be lost (Linux: the ACK is not "dubious").
+            self._arm_timer(now, restart)
             return
-        if rec.dupacks == rec.dupack_threshold and rec.covers(self.snd_una):
-            rec.enter(self.snd_max)
-            self.cc.enter_recovery(self._flight())
-            self._fast_rtx = True
-            self._partial_seen = False
-            self._rtt_seq = None
-            self.stats["tcp_fast_retransmits"] += 1
+        timeout = 0.0
+        if self.sack_ok:
+            if self.config.rack:
+                _, timeout = sb.rack_detect_loss(now, self._reo_wnd())
+            else:
+                sb.mark_lost_dupthresh(self.smss)
+        if sb.lost_out and not rec.in_recovery and rec.covers(self.snd_una):
+            self._enter_recovery()
+        if rec.in_recovery and self.sack_ok:
+            # RFC 6937: cwnd = pipe + sndcnt on every ACK in recovery.
+            pipe = sb.pipe((self.snd_max - self.snd_una) & MASK32)
+            self.cc.cwnd = self.prr.on_ack(delivered, pipe, self.smss)
+        self._arm_timer(now, restart or timeout > 0.0, timeout)
+
+    def _reo_wnd(self) -> float:
+        """RACK.reo_wnd (RFC 8985 §6.2 step 4): no allowance for reordering while none
+        has been seen and the sender is recovering or DupThresh segments are SACKed; else
+        reo_wnd_mult · min_RTT / 4, at most SRTT."""
+        sb = self.sb
+        rec = self.recovery
+        if not sb.reordering_seen and (
+                rec.in_recovery or not rec.covers(self.snd_una)
+                or sb.sacked_out > (DUPTHRESH - 1) * self.smss):
+            return 0.0
+        srtt = self.rtt.srtt or 0.0
+        min_rtt = self.rtt.min_rtt
+        if min_rtt == float("inf"):
+            return srtt
+        window = self._reo_wnd_mult * min_rtt / 4
+        return window if window < srtt or not srtt else srtt
+
+    def _on_dsack(self) -> None:
+        """A D-SACK arrived: widen RACK's reordering window once per round (RFC 8985
+        §6.2 step 4) and count towards undoing the last reduction (RFC 2883 §5)."""
+        if self._dsack_round is not None and \
+                ((self.snd_una - self._dsack_round) & MASK32) < HALF32:
+            self._dsack_round = None
+        if self._dsack_round is None:
+            self._dsack_round = self.snd_max
+            self._reo_wnd_mult += 1
+            self._reo_wnd_persist = 16
+        if self._undo_retrans > 0:
+            self._undo_retrans -= 1
+            if not self._undo_retrans and not self.recovery.in_recovery:
+                self._undo()
+
+    def _undo(self) -> None:
+        """Every retransmission of the last episode was needless (D-SACKed): the loss
+        was reordering, so restore the window it cost (RFC 2883 §5, Linux
+        ``tcp_try_undo_dsack``)."""
+        cc = self.cc
+        if self._prior_cwnd > cc.cwnd:
+            cc.cwnd = self._prior_cwnd
+        if self._prior_ssthresh > cc.ssthresh:
+            cc.ssthresh = self._prior_ssthresh
+        self._undo_retrans = -1
+        self.stats["tcp_dsack_undo"] += 1
+
+    def _enter_recovery(self) -> None:
+        """Fast recovery (RFC 5681 §3.2, RFC 6675 §5, RFC 6582 §3.2 step 2): the
+        controller's reduction; with SACK, PRR spreads it over the round."""
+        rec = self.recovery
+        cc = self.cc
+        flight = (self.snd_max - self.snd_una) & MASK32
+        self._prior_cwnd = cc.cwnd
+        self._prior_ssthresh = cc.ssthresh
+        self._undo_retrans = 0
+        rec.enter(self.snd_max)
+        cc.enter_recovery(flight)
+        if self.sack_ok:
+            self.prr.start(cc.ssthresh, flight)
+        self._fast_rtx = True
+        self._partial_seen = False
+        self._rtt_seq = None
+        self._tlp_high = None  # Linux tcp_init_cwnd_reduction
+        self.stats["tcp_fast_retransmits"] += 1
+
+    def _exit_recovery(self) -> None:
+        """The full ACK (RFC 6582 §3.2 step 6): cwnd = ssthresh with PRR (RFC 6937 §3),
+        NewReno's deflation without SACK."""
+        rec = self.recovery
+        cc = self.cc
+        rec.exit()
+        if self.sack_ok:
+            cc.exit_recovery(cc.ssthresh)  # min(ssthresh, ssthresh + MSS) = ssthresh
+        else:
+            cc.exit_recovery((self.snd_max - self.snd_una) & MASK32)
+        self._reo_wnd_persist -= 1
+        if self._reo_wnd_persist <= 0:
+            self._reo_wnd_mult = 1  # RFC 8985 §6.2 step 4
+        if self._undo_retrans == 0:
+            self._undo()
+
+    def _tlp_ack(self, ack: int, dsack_end: int | None, advanced: bool, sacked: int,
+                 dupack: bool) -> None:
+        """RFC 8985 §7.4 with Linux ``tcp_process_tlp_ack``: was the probe needed?"""
+        high = self._tlp_high
+        assert high is not None
+        if ((ack - high) & MASK32) >= HALF32:
+            return  # the probe is not acknowledged yet
+        if not self._tlp_retrans or dsack_end == high:
+            self._tlp_high = None  # new data, or the original arrived too: no loss
+        elif ((ack - high - 1) & MASK32) < HALF32 - 1:
+            # The probe repaired a loss: respond to it as to congestion, once.
+            self._tlp_high = None
+            cc = self.cc
+            cc.enter_recovery((self.snd_max - self.snd_una) & MASK32)
+            cc.exit_recovery(cc.ssthresh)
+            self.stats["tcp_tlp_recoveries"] += 1
+        elif dupack and not advanced and not sacked:
+            self._tlp_high = None  # a pure duplicate: original and probe both arrived
+
+    # -- the retransmission timer slot --------------------------------------------------
+
+    def _tlp_eligible(self) -> bool:
+        """RFC 8985 §7.2 / Linux ``tcp_schedule_loss_probe``: SACK, nothing SACKed or
+        lost, not recovering, no probe outstanding."""
+        config = self.config
+        sb = self.sb
+        rec = self.recovery
+        return (config.tlp and config.rack and self.sack_ok and self._tlp_high is None
+                and not rec.in_recovery and rec.covers(self.snd_una) and not sb.sacked_out
+                and not sb.lost_out and bool(self.snd_wnd) and not self.rtt.backoffs)
+
+    def _arm_timer(self, now: float, restart: bool, reorder: float = 0.0) -> None:
+        """Arm the timer slot after an ACK: the reorder timer if RACK waits for one, else
+        a probe timeout if a tail loss probe may go, else the RTO (restarted on new data,
+        RFC 6298 §5.3)."""
+        if self.snd_una == self.snd_max:
+            self.rto_at = None  # RFC 6298 §5.2
+            self._timer_kind = TIMER_RTO
+            return
+        if reorder > 0.0:
+            self.rto_at = now + reorder
+            self._timer_kind = TIMER_REORDER
+            return
+        if self._tlp_eligible():
+            # RFC 8985 §7.2: PTO = 2·SRTT, plus the worst-case delayed ACK when one
+            # segment is in flight; 1 s without an RTT sample; never past the RTO.
+            srtt = self.rtt.srtt
+            if srtt:
+                pto = 2.0 * srtt
+                if ((self.snd_max - self.snd_una) & MASK32) <= self.smss:
+                    pto += self.config.delayed_ack_max
+            else:
+                pto = 1.0
+            rto = self.rtt.rto
+            self.rto_at = now + (pto if pto < rto else rto)
+            self._timer_kind = TIMER_TLP
+            return
+        if restart or self.rto_at is None or self._timer_kind != TIMER_RTO:
+            self.rto_at = now + self.rtt.rto
+            self._timer_kind = TIMER_RTO
 
     # -- timers --------------------------------------------------------------------------
 
@@ -469,8 +740,38 @@ class Sender(Receiver):
         return error
 
     def _on_rto(self, now: float) -> None:
-        """RFC 6298 §5.4-5.7 retransmission timeout (see the module contract)."""
+        """The timer slot ran out: a probe timeout, a reorder timeout or the RTO."""
         self.rto_at = None
+        kind = self._timer_kind
+        self._timer_kind = TIMER_RTO
+        if kind == TIMER_TLP:
+            # RFC 8985 §7.3: send the probe, then wait for it with the RTO.
+            if self.snd_max != self.snd_una:
+                self._tlp_due = True
+                self.rto_at = now + self.rtt.rto
+            return
+        if kind == TIMER_REORDER:
+            self._on_reorder_timeout(now)
+            return
+        self._on_retransmission_timeout(now)
+
+    def _on_reorder_timeout(self, now: float) -> None:
+        """RFC 8985 §6.3: the reordering window of a segment ran out; as on an ACK,
+        what RACK now finds lost starts (or continues) recovery."""
+        sb = self.sb
+        rec = self.recovery
+        if self.snd_max == self.snd_una:
+            return
+        _, timeout = sb.rack_detect_loss(now, self._reo_wnd())
+        if sb.lost_out and not rec.in_recovery and rec.covers(self.snd_una):
+            self._enter_recovery()
+            pipe = sb.pipe((self.snd_max - self.snd_una) & MASK32)
+            self.cc.cwnd = self.prr.on_ack(0, pipe, self.smss)
+        self.stats["tcp_rack_reorder_timeouts"] += 1
+        self._arm_timer(now, True, timeout)
+
+    def _on_retransmission_timeout(self, now: float) -> None:
+        """RFC 6298 §5.4-5.7 retransmission timeout (see the module contract)."""
         state = self._state
         config = self.config
         if state in _SYN_STATES:
@@ -507,7 +808,17 @@ class Sender(Receiver):
         self.cc.on_rto(self._flight(), self.rtt.backoffs > 0)
         self.recovery.on_rto(self.snd_max)
         self.rtt.backoff()
-        self.snd_nxt = self.snd_una  # go back N
+        # RFC 6675 §5.1 / RFC 8985 §6.3: everything not SACKed is lost, and sent again
+        # from SND.UNA as the (one-segment) window allows: go-back-N without what the
+        # peer holds. SACKed data is kept (Linux) unless the peer seems to have dropped
+        # it (the cumulative ACK stops at a SACKed segment) or the timeout repeats
+        # (RFC 2018 §8: the receiver may renege).
+        sb = self.sb
+        segs = sb.segments
+        sb.mark_all_lost(forget_sacks=self.rtt.backoffs > 1 or bool(
+            segs and segs[0].state & SACKED))
+        self._undo_retrans = -1
+        self._tlp_high = None
         self._fast_rtx = True
         self._rtt_seq = None
         self.rto_at = now + self.rtt.rto

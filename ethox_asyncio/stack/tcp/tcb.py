@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .buffers import OutOfOrderQueue, SendBuffer
 from .config import TcpConfig
 from .congestion import CONTROLLERS, RecoveryState
+from .prr import Prr
 from .rtt import RttEstimator
+from .scoreboard import Scoreboard
 from .state import TcpState
 
 if TYPE_CHECKING:
@@ -49,6 +51,9 @@ __all__ = [
     "EV_EOF",
     "EV_ESTABLISHED",
     "EV_SENT",
+    "TIMER_REORDER",
+    "TIMER_RTO",
+    "TIMER_TLP",
     "ListenerHooks",
     "Tcb",
 ]
@@ -75,6 +80,11 @@ PAWS_IDLE = 24 * 86400.0
 MASK32 = 0xFFFFFFFF
 HALF32 = 0x80000000
 
+# What the retransmission timer slot (``rto_at``) is armed for.
+TIMER_RTO = 0
+TIMER_TLP = 1  # RFC 8985 §7.2 probe timeout
+TIMER_REORDER = 2  # RFC 8985 §6.3 reordering timeout
+
 _S = TcpState
 
 
@@ -96,6 +106,7 @@ class Tcb:
         "_ctl_out",
         "_delack_due",
         "_dsack",
+        "_dsack_round",
         "_eof_pending",
         "_ever_established",
         "_fast_rtx",
@@ -115,10 +126,14 @@ class Tcb:
         "_partial_seen",
         "_passive",
         "_persist_backoff",
+        "_prior_cwnd",
+        "_prior_ssthresh",
         "_probe_due",
         "_probes_out",
         "_reading",
         "_recv_buffer",
+        "_reo_wnd_mult",
+        "_reo_wnd_persist",
         "_reported",
         "_retries",
         "_rst_pending",
@@ -129,7 +144,12 @@ class Tcb:
         "_state",
         "_sws_threshold",
         "_synack_due",
+        "_timer_kind",
+        "_tlp_due",
+        "_tlp_high",
+        "_tlp_retrans",
         "_unconsumed",
+        "_undo_retrans",
         "ack_at",
         "adv_mss",
         "buf_seq",
@@ -148,6 +168,7 @@ class Tcb:
         "owner",
         "peer_mss",
         "persist_at",
+        "prr",
         "rcv_adv",
         "rcv_mss",
         "rcv_nxt",
@@ -157,6 +178,7 @@ class Tcb:
         "rto_at",
         "rtt",
         "sack_ok",
+        "sb",
         "smss",
         "snd_max",
         "snd_nxt",
@@ -249,8 +271,22 @@ class Tcb:
         self.rtt = RttEstimator(rto_initial=config.rto_initial, rto_min=config.rto_min,
                                 rto_max=config.rto_max, clock_granularity=0.001)
         self.cc = CONTROLLERS[config.congestion_control](
-            max(self.smss, 1), initial_window_segments=config.initial_window)
+            max(self.smss, 1), initial_window_segments=config.initial_window,
+            hystart=config.hystart)
         self.recovery = RecoveryState(iss)
+        # Loss recovery (sender.py): the scoreboard of what is in flight, PRR during
+        # fast recovery, tail loss probes, RACK's reordering window, D-SACK undo.
+        self.sb = Scoreboard((iss + 1) & MASK32)
+        self.prr = Prr()
+        self._tlp_due = False  # the probe timeout fired: send a probe
+        self._tlp_high: int | None = None  # TLP.end_seq of the outstanding probe
+        self._tlp_retrans = False  # that probe was a retransmission
+        self._reo_wnd_mult = 1  # RFC 8985 §6.2 step 4
+        self._reo_wnd_persist = 0
+        self._dsack_round: int | None = None
+        self._undo_retrans = -1  # retransmissions of the episode not D-SACKed; -1: no undo
+        self._prior_cwnd = 0
+        self._prior_ssthresh = 0
 
         # Receive side.
         self._recv_buffer = config.recv_buffer
@@ -273,8 +309,11 @@ class Tcb:
         self._challenge_start = -1e18
         self._challenge_count = 0
 
-        # Timers.
+        # Timers. ``rto_at`` is the retransmission timer's slot, shared as Linux shares
+        # it (icsk_pending) by the tail loss probe and RACK's reorder timer:
+        # ``_timer_kind`` says which is armed (TIMER_RTO, TIMER_TLP, TIMER_REORDER).
         self.rto_at: float | None = None
+        self._timer_kind = TIMER_RTO
         self.ack_at: float | None = None
         self.persist_at: float | None = None
         self.keepalive_at: float | None = None

@@ -383,7 +383,11 @@ def test_retransmission_with_sack_blocks_fits_the_mss() -> None:
     assert [len(s.payload) for s in recv(conn, 1.0)] == [1448] * 3
     send(conn, seg(r(101), l(1), "", b"x" * 100, ts=(1001, 1000)), 1.0)
     recv(conn, 1.0)
-    tick(conn, conn.poll_at() or 0.0)
-    rtx = recv(conn, conn.rtt.rto + 1.0)[0]
+    tick(conn, conn.poll_at() or 0.0)  # the tail loss probe: the last segment's tail
+    [probe] = recv(conn, conn.poll_at() or 0.0)
+    assert probe.sack_blocks and (probe.seq + len(probe.payload)) & 0xFFFFFFFF == l(4345)
+    assert probe.header_len - 20 + len(probe.payload) <= 1460  # RFC 6691: options count
+    tick(conn, conn.poll_at() or 0.0)  # then the retransmission timeout
+    rtx = recv(conn, conn.poll_at() or 0.0)[0]
     assert rtx.seq == l(1) and rtx.sack_blocks
-    assert rtx.header_len - 20 + len(rtx.payload) <= 1460  # RFC 6691: options count
+    assert rtx.header_len - 20 + len(rtx.payload) <= 1460

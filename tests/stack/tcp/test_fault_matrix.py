@@ -521,7 +521,8 @@ def test_retransmission_carrying_sack_blocks_fits_the_mss() -> None:
     over IPv4 (DF) every such retransmission failed with EMSGSIZE and the connection
     stalled until it timed out (the loss 5%/10%, corrupt and combined cells); over IPv6
     it left as two fragments."""
-    conn = established(sack=True, ts=True, mss=MSS)  # peer MSS 1460, mss_limit 1460
+    # Without tail loss probes, so that the first timer is the RTO this pins.
+    conn = established(TcpConfig(tlp=False), sack=True, ts=True, mss=MSS)
     now = 1.0
     conn.send(bytes(3 * 1448))
     first = recv(conn, now)
