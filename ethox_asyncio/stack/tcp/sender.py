@@ -18,9 +18,11 @@ Contract:
   device cuts it into the segments that would have been sent (headers copied,
   sequence numbers advanced, PSH/FIN on the last), so everything else here counts
   bytes as before. A super-segment ends on an MSS boundary unless it empties the
-  queue and Nagle lets the runt go. Retransmissions are single segments.
-  Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a segment smaller than
-  the MSS is sent only if it empties the queue (and, with Nagle, nothing is
+  queue and Nagle lets the runt go, and carries about 1 ms of data at the pacing
+  rate (cwnd/SRTT · 2 early in slow start, · 1.2 after; at least two MSS), as Linux
+  sizes them (``tcp_tso_autosize``) — the rate is not enforced by a timer.
+  Retransmissions are single segments. Sender SWS avoidance (RFC 9293 §3.8.6.2.1):
+  a segment smaller than the MSS is sent only if it empties the queue (and, with Nagle, nothing is
   unacknowledged, RFC 9293 §3.7.4) or is at least half the largest window the
   peer offered. The congestion window counts segments as Linux does: a full
   segment may leave while the flight is below ``cwnd``.
@@ -84,6 +86,7 @@ from .tcb import EV_SENT, HALF32, MASK32, TIMER_REORDER, TIMER_RTO, TIMER_TLP, T
 __all__ = ["Sender"]
 
 _S = TcpState
+TSO_AUTOSIZE_INTERVAL = 0.001  # seconds of the pacing rate per super-segment (Linux)
 _SYN_STATES = frozenset({_S.SYN_SENT, _S.SYN_RECEIVED})
 
 
@@ -244,6 +247,16 @@ class Sender(Receiver):
         nagle = self.config.nagle
         tso_max = self.tso_max
         tso_segs = max(1, tso_max // mss) if tso_max else 1
+        srtt = self.rtt.srtt
+        if tso_max and srtt:
+            # Linux tcp_tso_autosize: a super-segment carries about 1 ms of data at the
+            # pacing rate (cwnd / SRTT, twice that early in slow start and 1.2 times
+            # after, tcp_update_pacing_rate), at least two segments (tcp_min_tso_segs),
+            # so a slow path gets its bursts in smaller pieces.
+            ratio = 2.0 if cwnd < self.cc.ssthresh >> 1 else 1.2
+            segs = int(cwnd * ratio * TSO_AUTOSIZE_INTERVAL / srtt) // mss
+            if segs < tso_segs:
+                tso_segs = segs if segs > 2 else 2
         in_recovery = self.recovery.in_recovery
         window_blocked = False
         probe = self._probe_due

@@ -26,6 +26,7 @@ from ethox_asyncio.stack.tcp.host import (
     complete_checksum,
     partial_checksum_span,
 )
+from ethox_asyncio.stack.tcp.rtt import RttEstimator
 from ethox_asyncio.stack.tcp.segment import Segment
 from ethox_asyncio.stack.tcp.state import TcpState
 from tests.stack.tcp.harness import MSS, config, established, l, r, seg, send
@@ -58,6 +59,30 @@ def test_whole_mss_within_cwnd_go_as_one_super_segment() -> None:
     assert first.seq == l(1) and not first.flags & 0x08  # no PSH: more follows
     assert conn.snd_nxt == l(1 + 10 * MSS)
     assert conn.stats["tcp_tso_segments"] == 1
+
+
+@pytest.mark.parametrize(("ssthresh", "segments"), [(1 << 30, 20), (10 * MSS, 12)])
+def test_a_super_segment_carries_a_millisecond_at_the_pacing_rate(ssthresh: int,
+                                                                  segments: int) -> None:
+    # Linux tcp_tso_autosize: cwnd 100 MSS over an SRTT of 10 ms is 14.6 MB/s; the
+    # pacing rate is twice that early in slow start (cwnd < ssthresh / 2), 1.2 times
+    # after; one super-segment carries 1 ms of it: 20 and 12 segments.
+    conn = tso_connection()
+    conn.rtt = RttEstimator()
+    conn.rtt.sample(0.010)
+    conn.cc.ssthresh = ssthresh
+    conn.send(bytes(60 * MSS))
+    first = data_segments(conn)[0]
+    assert len(first.payload) == segments * MSS and first.gso_size == MSS
+
+
+def test_a_slow_path_still_gets_two_segment_super_segments() -> None:
+    conn = tso_connection()
+    conn.cc.cwnd = 4 * MSS
+    conn.rtt = RttEstimator()
+    conn.rtt.sample(1.0)  # 5.8 kB/s: a millisecond is less than one segment
+    conn.send(bytes(10 * MSS))
+    assert [len(s.payload) for s in data_segments(conn)] == [2 * MSS, 2 * MSS]
 
 
 def test_a_super_segment_carries_at_most_tso_max() -> None:
