@@ -150,14 +150,14 @@ class Scoreboard:
     def _delivered(self, rec: SentSegment, now: float) -> None:
         """RFC 8985 §6.2 steps 2-3 for a record newly ACKed or SACKed."""
         sent_at = rec.sent_at
-        if rec.state & EVER_RETRANS:
-            if now - sent_at < self.min_rtt:
-                return  # ambiguous: the original may be what arrived (Linux tcp_rack_advance)
-        elif ((rec.end - self.fack) & MASK32) >= HALF32:
-            self.reordering_seen = True  # delivered below the highest delivered: reordering
         end = rec.end
-        if ((end - self.fack - 1) & MASK32) < HALF32 - 1:
+        fack = self.fack
+        if ((end - fack - 1) & MASK32) < HALF32 - 1:
             self.fack = end
+        elif not rec.state & EVER_RETRANS and ((end - fack) & MASK32) >= HALF32:
+            self.reordering_seen = True  # delivered below the highest delivered: reordering
+        if rec.state & EVER_RETRANS and now - sent_at < self.min_rtt:
+            return  # ambiguous: the original may be what arrived (Linux tcp_rack_advance)
         rack_xmit = self.rack_xmit
         if sent_at > rack_xmit or (sent_at == rack_xmit
                                    and ((end - self.rack_end - 1) & MASK32) < HALF32 - 1):
@@ -211,6 +211,11 @@ class Scoreboard:
         una = self.una
         limit = (snd_max - una) & MASK32
         newly = 0
+        if len(blocks) > 1:
+            # In sequence order (receivers put the newest block first, RFC 2018 §4), so
+            # RACK sees the segments delivered in the order they were sent (RFC 8985
+            # §6.2 step 3) and a lower block is not taken for reordering.
+            blocks = tuple(sorted(blocks, key=lambda block: (block[0] - una) & MASK32))
         for left, right in blocks:
             lo = (left - una) & MASK32
             hi = (right - una) & MASK32
