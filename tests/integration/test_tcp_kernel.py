@@ -549,8 +549,8 @@ def test_a_transfer_survives_five_percent_loss(topo: Topology, tmp_path: Path) -
     rules = tmp_path / "loss.nft"
     rules.write_text(LOSS_RULES)
     topo.run("nft", "-f", str(rules), check=True, timeout=30)
-    # Small: our sender recovers mostly by RTO at this loss rate (no RACK/TLP yet), so
-    # upward throughput is a few hundred kB/s (docs/features.md).
+    # Both directions recover by SACK/RACK-TLP (ours) and Linux's stack; 1 MB keeps the
+    # run short: throughput is printed (docs/features.md), not asserted.
     size = 1_000_000
     kernel = start_kernel(topo, KERNEL_BULK, KERNEL[4], "9100", str(size))
 
