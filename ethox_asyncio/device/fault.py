@@ -6,7 +6,8 @@ reordering tests wrap any device in this, seeded so that every run is the same.
 Contract:
 
 - ``FaultInjector(inner, drop=…, duplicate=…, reorder=…, delay=…, jitter=…,
-  corrupt=…, seed=…, direction=…)`` is a Device with ``inner``'s capabilities.
+  corrupt=…, burst_enter=…, burst_exit=…, drop_if=…, seed=…, direction=…)`` is a
+  Device with ``inner``'s capabilities.
   ``direction`` picks which frames suffer: ``"rx"`` (what ``receive()`` returns),
   ``"tx"`` (what ``transmit()`` hands to ``inner``) or ``"both"``. A direction with no
   faults passes straight through, without copying (a gathered frame stays a tuple of
@@ -14,7 +15,27 @@ Contract:
   ``frame_bytes``) before the steps below, and hands ``inner`` contiguous frames.
 - Each frame goes, in this order, through:
 
-  1. **drop** with probability ``drop``;
+  1. **drop**, for three reasons, looked at in this order (a frame dropped for one
+     counts for that one only, and once in ``dropped``):
+
+     a. ``drop_if(lane, index, frame)`` returns true: a deterministic choice of the
+        caller's, called for *every* frame of a faulty direction before anything else
+        happens to it, with ``lane`` ``"rx"`` or ``"tx"``, ``index`` the frame's
+        number in that direction (0, 1, 2, … in arrival order, dropped frames
+        included) and ``frame`` its bytes (contiguous; only valid during the call,
+        not to be modified). Counted in ``targeted``. Tail loss, a lost SYN, "the
+        third ACK": the caller parses what it needs;
+     b. a **burst**: a Gilbert–Elliott channel with loss 1 in its bad state and 0 in
+        its good one. Before each frame the channel moves from good to bad with
+        probability ``burst_enter`` (a burst begins: ``bursts``) or from bad to good
+        with ``burst_exit``; every frame seen in the bad state is lost
+        (``burst_dropped``). Bursts are therefore geometric, ``1 / burst_exit``
+        frames long on average, at least one good frame apart, and the long-run
+        fraction lost is ``burst_enter / (burst_enter + burst_exit)``
+        (:func:`gilbert_elliott` turns a loss rate and a mean burst length into the
+        two). Together with ``drop`` (independent loss on top) this is the
+        Gilbert–Elliott model with loss 1 in the bad state and ``drop`` in the good;
+     c. with probability ``drop``, independently of every other frame;
   2. **corrupt** with probability ``corrupt``: one random bit of one random byte is
      flipped, never in the first 14 bytes (Ethernet header; 18 with an 802.1Q/802.1ad
      tag) nor in the 10-byte virtio-net header in front of them when
@@ -33,6 +54,10 @@ Contract:
   draws the same six numbers for every frame, used or not. Frame *k* of a direction
   therefore meets the same fate for the same seed whatever the other direction does
   and whatever the other probabilities are (the held-frame rule of step 3 aside).
+  The burst channel draws one number per frame from a second generator of its own
+  per direction (also seeded from ``seed``), and ``drop_if`` draws nothing: adding
+  either changes nothing the six draws decide, so the frames lost with them are
+  exactly those lost without them plus those they drop.
 - Held frames (reorder, delay, and frames that did not fit into the batch) are
   copied: the inner device's views die at its next ``receive()``, and a caller may
   reuse its transmit buffers. Frames damaged on transmit are copies too: a
@@ -75,7 +100,8 @@ from .base import (
 )
 from .vnet import VNET_HDR_LEN
 
-__all__ = ["DIRECTIONS", "TX_RETRY_INTERVAL", "FaultInjector", "FaultStats"]
+__all__ = ["DIRECTIONS", "TX_RETRY_INTERVAL", "DropIf", "FaultInjector", "FaultStats",
+           "gilbert_elliott"]
 
 log = logging.getLogger("ethox_asyncio.device")
 
@@ -85,12 +111,34 @@ TX_RETRY_INTERVAL = 0.001
 _ETHERTYPE_OFFSET = 12
 _VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
 
+#: ``drop_if(lane, index, frame)``: drop this frame? ``lane`` is ``"rx"`` or ``"tx"``,
+#: ``index`` the frame's number in that direction (from 0), ``frame`` its bytes.
+DropIf = Callable[[str, int, Buffer], bool]
+
+
+def gilbert_elliott(loss: float, mean_burst: float) -> tuple[float, float]:
+    """``(burst_enter, burst_exit)`` for bursts of ``mean_burst`` frames on average that
+    lose the fraction ``loss`` of all frames in the long run."""
+    if not 0.0 < loss < 1.0:
+        raise ValueError(f"loss is a fraction in (0, 1), got {loss}")
+    if mean_burst < 1.0:
+        raise ValueError(f"mean_burst is a number of frames >= 1, got {mean_burst}")
+    burst_exit = 1.0 / mean_burst
+    burst_enter = loss * burst_exit / (1.0 - loss)
+    if burst_enter > 1.0:
+        raise ValueError(f"loss {loss} in bursts of {mean_burst} frames needs "
+                         f"burst_enter > 1: mean_burst must be >= {loss / (1.0 - loss):g}")
+    return burst_enter, burst_exit
+
 
 @dataclass(slots=True)
 class FaultStats:
     """Counters per direction. ``*_frames`` counts frames entering the wrapper (taken
     from ``inner`` on rx, accepted from the caller on tx); ``*_reordered`` counts frames
-    that really left after their successor; ``*_delayed`` frames put in the delay line."""
+    that really left after their successor; ``*_delayed`` frames put in the delay line.
+    ``*_dropped`` counts every frame dropped, whatever the reason; of those,
+    ``*_targeted`` were chosen by ``drop_if`` and ``*_burst_dropped`` lost in a burst
+    (``*_bursts`` is the number of bursts begun); the rest fell to ``drop``."""
 
     rx_frames: int = 0
     rx_dropped: int = 0
@@ -98,12 +146,18 @@ class FaultStats:
     rx_reordered: int = 0
     rx_duplicated: int = 0
     rx_delayed: int = 0
+    rx_targeted: int = 0
+    rx_burst_dropped: int = 0
+    rx_bursts: int = 0
     tx_frames: int = 0
     tx_dropped: int = 0
     tx_corrupted: int = 0
     tx_reordered: int = 0
     tx_duplicated: int = 0
     tx_delayed: int = 0
+    tx_targeted: int = 0
+    tx_burst_dropped: int = 0
+    tx_bursts: int = 0
 
 
 @dataclass(slots=True)
@@ -114,6 +168,9 @@ class _LaneCounters:
     reordered: int = 0
     duplicated: int = 0
     delayed: int = 0
+    targeted: int = 0
+    burst_dropped: int = 0
+    bursts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,17 +182,22 @@ class _Faults:
     delay: float
     jitter: float
     reorder_timeout: float
+    burst_enter: float = 0.0
+    burst_exit: float = 1.0
+    drop_if: DropIf | None = None
 
     @property
     def enabled(self) -> bool:
         return any((self.drop, self.corrupt, self.reorder, self.duplicate, self.delay,
-                    self.jitter))
+                    self.jitter, self.burst_enter, self.drop_if is not None))
 
 
 class _Lane:
     """The fault pipeline of one direction (see the module doc for the steps)."""
 
-    def __init__(self, faults: _Faults, rng: random.Random, protected_len: int) -> None:
+    def __init__(self, name: str, faults: _Faults, rng: random.Random,
+                 burst_rng: random.Random, protected_len: int) -> None:
+        self.name = name
         self.faults = faults
         self.active = faults.enabled
         self.counters = _LaneCounters()
@@ -144,6 +206,8 @@ class _Lane:
         #: When ``ready`` should next be looked at (passed if it may leave now).
         self.ready_at = 0.0
         self._rng = rng
+        self._burst_rng = burst_rng
+        self._in_burst = False  # the Gilbert–Elliott channel's state: bad
         self._protected_len = protected_len
         self._delay_line: list[tuple[float, int, bytearray]] = []  # heap: release_at, order
         self._delay_order = itertools.count()
@@ -158,9 +222,21 @@ class _Lane:
         # Six draws per frame, used or not: frame k's fate depends only on seed and k.
         drop_draw, corrupt_draw, bit_draw = draw(), draw(), draw()
         reorder_draw, duplicate_draw, jitter_draw = draw(), draw(), draw()
-        self.counters.frames += 1
+        counters = self.counters
+        index = counters.frames
+        counters.frames += 1
+        # The burst channel moves on every frame (its own generator), dropped or not.
+        in_burst = self._burst_step() if faults.burst_enter else False
+        if faults.drop_if is not None and faults.drop_if(self.name, index, frame):
+            counters.dropped += 1
+            counters.targeted += 1
+            return
+        if in_burst:
+            counters.dropped += 1
+            counters.burst_dropped += 1
+            return
         if drop_draw < faults.drop:
-            self.counters.dropped += 1
+            counters.dropped += 1
             return
         if corrupt_draw < faults.corrupt:
             corrupted = self._corrupt(frame, bit_draw)
@@ -177,6 +253,17 @@ class _Lane:
             self._held_until = now + faults.reorder_timeout
         else:
             self._forward(frame, duplicate_draw, jitter_draw, now, out)
+
+    def _burst_step(self) -> bool:
+        """Move the Gilbert–Elliott channel on by one frame; is it in a burst now?"""
+        draw = self._burst_rng.random()
+        if self._in_burst:
+            if draw < self.faults.burst_exit:
+                self._in_burst = False
+        elif draw < self.faults.burst_enter:
+            self._in_burst = True
+            self.counters.bursts += 1
+        return self._in_burst
 
     def release_due(self, now: float) -> None:
         """Move held frames whose time has come to ``ready``."""
@@ -258,15 +345,25 @@ class FaultInjector:
         delay: float = 0.0,
         jitter: float = 0.0,
         corrupt: float = 0.0,
+        burst_enter: float = 0.0,
+        burst_exit: float = 1.0,
+        drop_if: DropIf | None = None,
         reorder_timeout: float = 0.1,
         seed: int = 0,
         direction: str = "both",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         for name, probability in (("drop", drop), ("duplicate", duplicate),
-                                  ("reorder", reorder), ("corrupt", corrupt)):
+                                  ("reorder", reorder), ("corrupt", corrupt),
+                                  ("burst_enter", burst_enter), ("burst_exit", burst_exit)):
             if not 0.0 <= probability <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1], got {probability}")
+        if burst_enter and not burst_exit:
+            raise ValueError(f"burst_exit must be > 0 when burst_enter is (a burst would "
+                             f"never end), got {burst_exit}")
+        if drop_if is not None and not callable(drop_if):
+            raise TypeError(f"drop_if must be a callable (lane, index, frame) -> bool, "
+                            f"got {drop_if!r}")
         for name, seconds in (("delay", delay), ("jitter", jitter)):
             if seconds < 0:
                 raise ValueError(f"{name} is a duration in seconds >= 0, got {seconds}")
@@ -280,18 +377,22 @@ class FaultInjector:
         self._direction = direction
         self._closed = False
         faults = _Faults(drop=drop, corrupt=corrupt, reorder=reorder, duplicate=duplicate,
-                         delay=delay, jitter=jitter, reorder_timeout=reorder_timeout)
+                         delay=delay, jitter=jitter, reorder_timeout=reorder_timeout,
+                         burst_enter=burst_enter, burst_exit=burst_exit, drop_if=drop_if)
         self._faults = faults
         no_faults = _Faults(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, reorder_timeout)
         protected_len = ETHERNET_HEADER_LEN
         if inner.capabilities.vnet_header:
             protected_len += VNET_HDR_LEN
         # One generator per direction, so each direction's decisions are reproducible
-        # on their own (str seeds are hashed with SHA-512: stable across runs).
-        self._rx = _Lane(faults if direction in ("rx", "both") else no_faults,
-                         random.Random(f"{seed}:rx"), protected_len)
-        self._tx = _Lane(faults if direction in ("tx", "both") else no_faults,
-                         random.Random(f"{seed}:tx"), protected_len)
+        # on their own (str seeds are hashed with SHA-512: stable across runs), and one
+        # more per direction for the burst channel, so that it changes none of them.
+        self._rx = _Lane("rx", faults if direction in ("rx", "both") else no_faults,
+                         random.Random(f"{seed}:rx"), random.Random(f"{seed}:rx:burst"),
+                         protected_len)
+        self._tx = _Lane("tx", faults if direction in ("tx", "both") else no_faults,
+                         random.Random(f"{seed}:tx"), random.Random(f"{seed}:tx:burst"),
+                         protected_len)
         self._inner_poll_at: Callable[[], float | None] | None = getattr(inner, "poll_at", None)
         log.debug("fault injector on %r: %s, seed %d, direction %s", inner, faults, seed,
                   direction)
@@ -309,8 +410,10 @@ class FaultInjector:
         return FaultStats(
             rx_frames=rx.frames, rx_dropped=rx.dropped, rx_corrupted=rx.corrupted,
             rx_reordered=rx.reordered, rx_duplicated=rx.duplicated, rx_delayed=rx.delayed,
+            rx_targeted=rx.targeted, rx_burst_dropped=rx.burst_dropped, rx_bursts=rx.bursts,
             tx_frames=tx.frames, tx_dropped=tx.dropped, tx_corrupted=tx.corrupted,
             tx_reordered=tx.reordered, tx_duplicated=tx.duplicated, tx_delayed=tx.delayed,
+            tx_targeted=tx.targeted, tx_burst_dropped=tx.burst_dropped, tx_bursts=tx.bursts,
         )
 
     def fileno(self) -> int:

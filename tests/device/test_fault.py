@@ -7,10 +7,12 @@ import select
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import astuple
+from typing import Any
 
 import pytest
 
 from ethox_asyncio.device.base import (
+    Buffer,
     Device,
     DeviceCapabilities,
     DeviceClosed,
@@ -18,7 +20,12 @@ from ethox_asyncio.device.base import (
     FrameTooLarge,
     frame_bytes,
 )
-from ethox_asyncio.device.fault import TX_RETRY_INTERVAL, FaultInjector, FaultStats
+from ethox_asyncio.device.fault import (
+    TX_RETRY_INTERVAL,
+    FaultInjector,
+    FaultStats,
+    gilbert_elliott,
+)
 from ethox_asyncio.device.memory import MemoryEndpoint, MemoryLink
 
 N_FRAMES = 10_000
@@ -186,7 +193,7 @@ class ClockedListDevice(ListDevice):
 
 
 def run_lane(direction: str, seed: int, *, rx_noise: bool = False,
-             **faults: float) -> list[tuple[float, bytes]]:
+             **faults: Any) -> list[tuple[float, bytes]]:
     """``FATE_FRAMES`` frames through one direction of an injector over a scripted device;
     returns every delivered frame with the (virtual) time it left the injector.
     ``rx_noise``: traffic in the other direction meanwhile (with ``direction="both"``)."""
@@ -481,6 +488,185 @@ def test_duplicates_beyond_the_batch_wait_for_the_next_receive(link: MemoryLink)
     assert injector.poll_at() is None
 
 
+# --- burst loss (Gilbert–Elliott) and drop_if ----------------------------------------------
+
+BURST_FRAMES = 40_000
+
+
+def lost_frames(seed: int, count: int, **faults: Any) -> tuple[set[int], FaultStats]:
+    """Frames 0..count-1 received through an rx-faulty scripted device (no delay, no
+    reordering): the numbers of those that did not come out, and the stats."""
+    inner = ListDevice()
+    injector = FaultInjector(inner, seed=seed, clock=VirtualClock(), direction="rx",
+                             **faults)
+    inner.incoming = [make_frame(n) for n in range(count)]
+    out = receive_all(injector, VirtualClock())
+    return set(range(count)) - {sequence_of(frame) for frame in out}, injector.stats
+
+
+def runs(numbers: set[int]) -> list[int]:
+    """Lengths of the runs of consecutive numbers in ``numbers``, in order."""
+    lengths: list[int] = []
+    previous = None
+    for number in sorted(numbers):
+        if previous is not None and number == previous + 1:
+            lengths[-1] += 1
+        else:
+            lengths.append(1)
+        previous = number
+    return lengths
+
+
+def test_gilbert_elliott_parameters() -> None:
+    enter, exit_ = gilbert_elliott(0.01, 3)
+    assert exit_ == pytest.approx(1 / 3)
+    assert enter / (enter + exit_) == pytest.approx(0.01)  # the stationary loss
+    assert gilbert_elliott(0.5, 1) == (1.0, 1.0)  # lose every second frame, alone
+    for loss, mean_burst, message in [
+        (0.0, 3, "loss is a fraction in \\(0, 1\\), got 0.0"),
+        (1.0, 3, "loss is a fraction"),
+        (0.1, 0.5, "mean_burst is a number of frames >= 1, got 0.5"),
+        (0.9, 2, "mean_burst must be >= 9"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            gilbert_elliott(loss, mean_burst)
+
+
+def test_burst_lengths_are_geometric_with_the_requested_mean_and_loss() -> None:
+    """Mean burst 4 at 5 % loss: bursts are runs of lost frames (a burst ends on a frame
+    that gets through), geometric with P(length n) = r (1 - r)^(n - 1), r = 1/4."""
+    enter, exit_ = gilbert_elliott(0.05, 4)
+    lost, stats = lost_frames(11, BURST_FRAMES, burst_enter=enter, burst_exit=exit_)
+    lengths = runs(lost)
+    bursts = len(lengths)
+    assert bursts == stats.rx_bursts
+    assert len(lost) == stats.rx_dropped == stats.rx_burst_dropped
+    assert stats.rx_targeted == 0 and stats.rx_frames == BURST_FRAMES
+    assert within(bursts, BURST_FRAMES * 0.95 * enter, BURST_FRAMES)  # ≈ 500 starts
+    mean = len(lost) / bursts
+    assert abs(mean - 4) < 5 * ((1 - exit_) / exit_**2 / bursts) ** 0.5, mean
+    assert abs(len(lost) / BURST_FRAMES - 0.05) < 0.02
+    for n in range(1, 7):
+        expected = bursts * exit_ * (1 - exit_) ** (n - 1)
+        assert within(lengths.count(n), expected, bursts), (n, lengths.count(n), expected)
+    assert max(lengths) > 12  # a real tail: P(length > 12) = 0.75**12 ≈ 3 %
+
+
+def test_without_bursts_the_counters_stay_zero() -> None:
+    lost, stats = lost_frames(1, 2000, drop=0.1)
+    assert (stats.rx_bursts, stats.rx_burst_dropped, stats.rx_targeted) == (0, 0, 0)
+    assert len(lost) == stats.rx_dropped > 0
+    # burst_exit alone (no burst_enter) changes nothing
+    assert lost_frames(1, 2000, drop=0.1, burst_exit=0.0) == (lost, stats)
+
+
+def test_burst_loss_is_deterministic_per_seed_and_direction() -> None:
+    """Same seed, same bursts — also with traffic in the other direction meanwhile; a
+    different seed or the other direction draws other bursts."""
+    enter, exit_ = gilbert_elliott(0.05, 3)
+    burst = {"burst_enter": enter, "burst_exit": exit_}
+    first = run_lane("tx", 31, **burst)
+    assert run_lane("tx", 31, **burst) == first
+    assert run_lane("tx", 31, rx_noise=True, **burst) == first
+    sent = {fate_number(frame) for _, frame in first}
+    assert runs(set(range(FATE_FRAMES)) - sent)  # some frames were lost
+    assert run_lane("tx", 32, **burst) != first
+    assert {fate_number(frame) for _, frame in run_lane("rx", 31, **burst)} != sent
+
+
+@pytest.mark.parametrize("direction", ["rx", "tx"])
+def test_burst_loss_changes_no_other_decision_about_a_frame(direction: str) -> None:
+    """The burst channel has its own generator: with it, the frames lost are those lost
+    without it plus those it drops, and every survivor is corrupted, duplicated and
+    delayed exactly as without it."""
+    faults = {"drop": 0.1, "corrupt": 0.2, "duplicate": 0.2, "delay": 0.01, "jitter": 0.2}
+    enter, exit_ = gilbert_elliott(0.1, 5)
+    burst = {"burst_enter": enter, "burst_exit": exit_}
+    plain = fates(run_lane(direction, 5, **faults))
+    bursty = fates(run_lane(direction, 5, **faults, **burst))
+    burst_only = fates(run_lane(direction, 5, **burst))
+    everything = set(range(FATE_FRAMES))
+    lost_plain, lost_burst = everything - plain.keys(), everything - burst_only.keys()
+    assert lost_burst - lost_plain and lost_plain - lost_burst  # not vacuous
+    assert everything - bursty.keys() == lost_plain | lost_burst
+    for number, copies in bursty.items():
+        assert copies == plain[number], f"frame {number}"
+
+
+def test_drop_if_sees_every_frame_once_in_order_and_drops_its_choice() -> None:
+    """Called for every frame of a faulty direction, dropped or not, with the lane, the
+    frame's number in it and its (contiguous) bytes; alone it makes the lane faulty."""
+    calls: list[tuple[str, int, bytes]] = []
+
+    def drop_if(lane: str, index: int, frame: Buffer) -> bool:
+        calls.append((lane, index, bytes(frame)))
+        return (lane, index) in {("rx", 2), ("rx", 5), ("tx", 1)}
+
+    inner = ListDevice()
+    injector = FaultInjector(inner, drop_if=drop_if, drop=1.0, direction="both",
+                             clock=VirtualClock())
+    inner.incoming = [make_frame(n) for n in range(8)]
+    received = [sequence_of(frame) for frame in receive_all(injector, VirtualClock())]
+    assert received == []  # drop=1.0 drops the rest
+    assert calls == [("rx", n, make_frame(n)) for n in range(8)]
+    calls.clear()
+    injector = FaultInjector(inner, drop_if=drop_if, direction="both", clock=VirtualClock())
+    inner.incoming = [make_frame(n) for n in range(8)]
+    received = [sequence_of(frame) for frame in receive_all(injector, VirtualClock())]
+    assert received == [0, 1, 3, 4, 6, 7]
+    assert injector.transmit([gathered(make_frame(n, 100)) for n in range(3)]) == 3
+    assert [sequence_of(frame) for frame in inner.sent] == [0, 2]
+    assert calls == [("rx", n, make_frame(n)) for n in range(8)] + [
+        ("tx", n, make_frame(n, 100)) for n in range(3)]
+    stats = injector.stats
+    assert (stats.rx_frames, stats.rx_dropped, stats.rx_targeted) == (8, 2, 2)
+    assert (stats.tx_frames, stats.tx_dropped, stats.tx_targeted) == (3, 1, 1)
+    assert stats.rx_burst_dropped == stats.tx_burst_dropped == 0
+
+
+def test_drop_if_only_acts_on_the_faulty_direction(link: MemoryLink) -> None:
+    a, b = link.endpoints
+    seen: list[str] = []
+    injector = FaultInjector(a, drop_if=lambda lane, index, frame: seen.append(lane) is None,
+                             direction="tx")
+    b.transmit([make_frame(7)])
+    assert [sequence_of(f) for f in injector.receive(BATCH)] == [7]
+    assert injector.transmit([make_frame(1)]) == 1
+    assert b.pending() == 0 and seen == ["tx"]
+
+
+@pytest.mark.parametrize("direction", ["rx", "tx"])
+def test_drop_if_changes_no_other_decision_about_a_frame(direction: str) -> None:
+    """drop_if draws nothing: the frames lost are the random ones plus its choice, and
+    the survivors meet the same fate."""
+    faults = {"drop": 0.1, "corrupt": 0.2, "duplicate": 0.2, "delay": 0.01, "jitter": 0.2}
+    plain = fates(run_lane(direction, 8, **faults))
+    chosen = fates(run_lane(direction, 8, drop_if=lambda lane, index, frame: index % 7 == 0,
+                            **faults))
+    everything = set(range(FATE_FRAMES))
+    sevenths = {n for n in everything if n % 7 == 0}
+    assert everything - chosen.keys() == (everything - plain.keys()) | sevenths
+    for number, copies in chosen.items():
+        assert copies == plain[number], f"frame {number}"
+
+
+def test_each_lost_frame_counts_for_one_reason() -> None:
+    """drop_if first, then the burst, then ``drop``; ``dropped`` counts them all."""
+    enter, exit_ = gilbert_elliott(0.05, 3)
+    burst = {"burst_enter": enter, "burst_exit": exit_}
+    sevenths = {n for n in range(N_FRAMES) if n % 7 == 0}
+    lost_burst, _ = lost_frames(4, N_FRAMES, **burst)
+    lost_drop, _ = lost_frames(4, N_FRAMES, drop=0.1)
+    lost, stats = lost_frames(4, N_FRAMES, drop=0.1,
+                              drop_if=lambda lane, index, frame: index % 7 == 0, **burst)
+    assert lost == lost_burst | lost_drop | sevenths
+    assert lost_burst & lost_drop and lost_burst & sevenths  # the overlaps exist
+    assert stats.rx_dropped == len(lost)
+    assert stats.rx_targeted == len(sevenths)
+    assert stats.rx_burst_dropped == len(lost_burst - sevenths)
+    assert stats.rx_bursts == len(runs(lost_burst))
+
+
 # --- delay through poll_at ----------------------------------------------------------------
 
 def readable(fd: int) -> bool:
@@ -681,9 +867,18 @@ def test_is_a_device(link: MemoryLink) -> None:
         ({"delay": -1.0}, "delay is a duration in seconds >= 0"),
         ({"jitter": -1.0}, "jitter is a duration"),
         ({"reorder_timeout": 0.0}, "reorder_timeout must be positive"),
+        ({"burst_enter": 1.5}, "burst_enter is a probability in \\[0, 1\\], got 1.5"),
+        ({"burst_exit": -0.5}, "burst_exit is a probability in \\[0, 1\\], got -0.5"),
+        ({"burst_enter": 0.1, "burst_exit": 0.0},
+         "burst_exit must be > 0 when burst_enter is \\(a burst would never end\\), got 0.0"),
         ({"direction": "up"}, "direction must be one of rx, tx, both, got 'up'"),
     ],
 )
 def test_invalid_arguments(link: MemoryLink, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         FaultInjector(link.endpoints[0], **kwargs)
+
+
+def test_drop_if_must_be_callable(link: MemoryLink) -> None:
+    with pytest.raises(TypeError, match="drop_if must be a callable \\(lane, index, frame\\)"):
+        FaultInjector(link.endpoints[0], drop_if={3, 4})  # type: ignore[arg-type]

@@ -125,14 +125,20 @@ class Sender(Receiver):
             return ()
         limit = 3 if self.ts_ok else 4
         dsack = self._dsack
+        ooo_fin = self._ooo_fin
         if dsack is not None:
             # RFC 2883 §4: the duplicate first, then the usual blocks; reported once.
             self._dsack = None
             blocks = self._ooo.sack_blocks(self.rcv_nxt, limit - 1) if len(self._ooo) else []
+            if ooo_fin is not None:
+                blocks = _with_fin(blocks, ooo_fin, limit - 1)
             return (dsack, *blocks)
-        if len(self._ooo):
+        if len(self._ooo) or ooo_fin is not None:
             # RFC 2018 §4: as many blocks as fit, the newest first (3 with timestamps).
-            return tuple(self._ooo.sack_blocks(self.rcv_nxt, limit))
+            blocks = self._ooo.sack_blocks(self.rcv_nxt, limit) if len(self._ooo) else []
+            if ooo_fin is not None:
+                blocks = _with_fin(blocks, ooo_fin, limit)
+            return tuple(blocks)
         return ()
 
     def _syn_segment(self, now: float) -> Segment:
@@ -857,3 +863,16 @@ class Sender(Receiver):
 
     def _handshake_timeout(self, now: float) -> None:
         raise NotImplementedError
+
+
+def _with_fin(blocks: list[tuple[int, int]], fin: int,
+              limit: int) -> list[tuple[int, int]]:
+    """SACK blocks covering a FIN held out of order too: it occupies sequence space, so
+    the block its data ends (or a block of its own, the newest) reaches past it (Linux
+    SACKs the FIN as part of its out-of-order segment), and the sender's RACK learns
+    that what was sent before it is missing."""
+    for i, (left, right) in enumerate(blocks):
+        if right == fin:
+            blocks[i] = (left, (fin + 1) & MASK32)
+            return blocks
+    return [(fin, (fin + 1) & MASK32), *blocks][:limit]

@@ -331,3 +331,22 @@ def test_dsack_of_every_retransmission_undoes_the_reduction() -> None:
     send(conn, seg(r(1), conn.recovery.recover, sack=(blk(1, 1),)), 1.21)
     assert conn.stats["tcp_dsack_undo"] == 1
     assert conn.cc.cwnd >= cwnd
+
+
+# -- the receiver's SACK blocks and a FIN held out of order -------------------------
+
+
+def test_a_fin_held_out_of_order_is_sacked() -> None:
+    # The peer's last data segment is lost and its bare FIN arrives: the duplicate ACK
+    # SACKs the FIN, so the peer's RACK can tell the data before it is missing.
+    conn = established(sack=True, rtt=0.1)
+    send(conn, seg(r(101), l(1), "F"), 1.0)
+    [dupack] = recv(conn, 1.0)
+    check(dupack, ack=r(1), sack_blocks=((r(101) & 0xFFFFFFFF, r(102) & 0xFFFFFFFF),))
+
+
+def test_a_fin_held_out_of_order_extends_the_block_of_its_data() -> None:
+    conn = established(sack=True, rtt=0.1)
+    send(conn, seg(r(101), l(1), "F", b"z" * 50), 1.0)
+    [dupack] = recv(conn, 1.0)
+    check(dupack, ack=r(1), sack_blocks=((r(101) & 0xFFFFFFFF, r(152) & 0xFFFFFFFF),))
