@@ -141,6 +141,11 @@ class Sender(Receiver):
             return tuple(blocks)
         return ()
 
+    def _payload_limit(self, sack: tuple[tuple[int, int], ...]) -> int:
+        """Data bytes per segment: the MSS bounds data and options together (RFC 9293
+        §3.7.1, RFC 6691), so SACK blocks (2 + 8 each, padded to 4) take their room."""
+        return self.smss - (4 + 8 * len(sack) if sack else 0)
+
     def _syn_segment(self, now: float) -> Segment:
         """SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) with our options (RFC 9293 §3.7.1,
         RFC 7323 §2.2/§3.2, RFC 2018 §2). The SYN's window is never scaled."""
@@ -246,7 +251,7 @@ class Sender(Receiver):
         # retransmitted does (Linux tcp_packets_in_flight).
         held = sb.sacked_out + sb.lost_out - sb.retrans_out
         sack = self._sack()
-        mss = self.smss - (4 + 8 * len(sack) if sack else 0)
+        mss = self._payload_limit(sack)
         if self.snd_max == snd_una and now - self._last_send_at > self.rtt.rto:
             self.cc.on_idle(now - self._last_send_at, self.rtt.rto)  # RFC 5681 §4.1
             cwnd = self.cc.cwnd
@@ -385,8 +390,7 @@ class Sender(Receiver):
         one regardless with ``force``); True if anything was sent."""
         sb = self.sb
         sack = self._sack()
-        # The MSS bounds data and options together (RFC 9293 §3.7.1, RFC 6691).
-        limit = self.smss - (4 + 8 * len(sack) if sack else 0)
+        limit = self._payload_limit(sack)
         flight = (self.snd_max - self.snd_una) & MASK32
         cwnd = self.cc.cwnd
         sent = False
@@ -414,7 +418,7 @@ class Sender(Receiver):
         segs = sb.segments
         if not segs:
             return False
-        limit = self.smss - (4 + 8 * len(sack) if sack else 0)
+        limit = self._payload_limit(sack)
         rec = segs[-1]
         if rec.state & SACKED:
             return False  # the tail arrived: nothing to probe for
