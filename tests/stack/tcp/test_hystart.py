@@ -27,6 +27,7 @@ from ethox_asyncio.stack.tcp.congestion import (
     NewReno,
 )
 from ethox_asyncio.stack.tcp.seq import SEQ_MOD, seq_add
+from tests.stack.tcp.harness import established, r, recv, seg, send
 
 MSS = 1000
 BASE = 0.125  # s; /8 = 15.625 ms, inside the [4 ms, 16 ms] clamp, and exact in binary
@@ -343,3 +344,22 @@ def test_idle_restart_keeps_the_initial_slow_start_s_hystart(cls: type[NewReno])
     s.send()
     s.ack(HIGH)
     assert cc.cwnd == 10 * MSS + MSS // 4 and cc.hystart_rounds == 2
+
+
+def test_a_connection_feeds_hystart_and_leaves_slow_start_when_its_rtt_rises() -> None:
+    # The sender calls observe_ack on every ACK of new data (sender.py): a round of
+    # ACKs at 50 ms, then a round at 80 ms (> 50 + 50/8 ms after 8 samples) moves the
+    # connection's slow start to CSS.
+    conn = established(sack=True, ts=True, rtt=0.05)
+    assert conn.cc.hystart_phase == "slow_start"
+    conn.send(bytes(200 * 1448))
+    now = 1.0
+    for rtt in (0.05, 0.08):
+        out = [s for s in recv(conn, now) if len(s.payload)]
+        assert len(out) >= 10
+        now += rtt
+        for s in out:
+            end = (s.seq + len(s.payload)) & 0xFFFFFFFF
+            send(conn, seg(r(1), end, ts=(2000, s.ts_val or 0)), now)
+    assert conn.cc.hystart_rounds == 1  # the second round is still open
+    assert conn.cc.hystart_phase == "css"
