@@ -452,7 +452,18 @@ class TapDevice(ClosesOnExit):
             longest = max(map(frame_len, frames))
             if longest > self.max_frame_len:
                 raise FrameTooLarge(longest, self.max_frame_len, self._payload_limit)
-        return self._engine.transmit(frames)
+        engine = self._engine
+        sent = engine.transmit(frames)
+        # An io_uring engine takes at most its free send slots (``max_batch``) per
+        # call; the TAP writes complete inside the call, so the next one has them back.
+        # A batch larger than the slots is sent whole, not cut short (a plain engine's
+        # EAGAIN ends it: the TAP queue is full).
+        while sent and sent < len(frames):
+            more = engine.transmit(frames[sent:])
+            if not more:
+                break
+            sent += more
+        return sent
 
     def close(self) -> None:
         """Stop the engine and close the TAP fd (a TAP we created vanishes). Idempotent."""

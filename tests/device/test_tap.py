@@ -329,6 +329,22 @@ def test_gathered_frames_reach_the_kernel_as_the_joined_bytes(
 
 
 @pytest.mark.netns
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_batch_larger_than_the_send_slots_is_sent_whole_and_in_order(
+        netns: str, engine: str) -> None:
+    # The io_uring engines have max_batch send slots: a larger batch (the loop hands
+    # over up to 256 frames) must not lose what did not fit in the first round.
+    frames = [experimental_frame(number, 1000) for number in range(100)]
+    with TapDevice(TAP, netns=netns, **engine_args(engine), offload=False,
+                   max_batch=8) as device, kernel_side_listener(netns) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        assert device.transmit(frames) == len(frames)
+        received = [listener.recv(70000) for _ in frames]
+        assert device.stats.tx_frames == len(frames)
+    assert received == frames
+
+
+@pytest.mark.netns
 @pytest.mark.parametrize(("engine", "offload"), ENGINE_AND_OFFLOAD)
 def test_a_gathered_frame_over_the_limit_sends_nothing(
         netns: str, engine: str, offload: bool) -> None:
