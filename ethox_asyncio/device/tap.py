@@ -42,7 +42,10 @@ Contract:
   holding a frame (a gathered one counts all its pieces, as do the ``tx_bytes``
   stats) longer than ``max_frame_len``: MTU + 18 bytes (Ethernet header and
   one VLAN tag), or with offload a maximal IPv6 super-packet (65535 + 40 bytes) plus
-  those 18 and the 10-byte vnet header.
+  those 18 and the 10-byte vnet header. It sends the whole batch, whatever its size
+  against an io_uring engine's ``max_batch`` send slots (they come back within the
+  call), and returns how many frames went: fewer only when the TAP queue is full
+  (EAGAIN).
 - The TAP deleted while open (``ip link del``, or its namespace removed): the kernel
   fails reads and writes on the fd with EBADFD (measured), and ``receive()`` /
   ``transmit()`` raise ``DeviceGone``.
