@@ -21,8 +21,11 @@
  *       SECONDS). Gbit/s of the bytes received, from the request to EOF.
  *   idle HOST PORT N SECONDS
  *       Opens N connections (32 handshakes at a time), echoes 1 B on each, prints
- *       {"held": N, ...}, then holds them until a line (or EOF) on stdin or SECONDS,
- *       closes them and prints {"released": N}.
+ *       {"held": N, "open_seconds": ...}, then holds them. A first line on stdin
+ *       starts an echo round: 1 B out on every connection (at most 256 outstanding),
+ *       each answer read and checked, then {"echoed": E, "missing": N - E,
+ *       "echo_seconds": ...}. A second line, EOF or the end of SECONDS (counted from
+ *       the start) closes them all: {"released": N}.
  *   udp HOST PORT SIZE SECONDS MAXREQ WARMUP
  *       UDP ping-pong over a connected socket, a sequence number in the first 8
  *       bytes, a reply lost after 0.5 s is counted and the next request sent.
@@ -30,6 +33,9 @@
  *       The trivial server: TCP echo on ports 7 and 7001-7008, a sink on 9, a source
  *       on 19, UDP echo on 7; one epoll loop, one thread. Prints "ready PID", exits on
  *       SIGTERM/SIGINT or after LIFETIME seconds.
+ *
+ * With EPOLL_CC set (e.g. cubic), every TCP socket, client or listener, uses that
+ * congestion control (TCP_CONGESTION).
  *
  * Every result carries cpu_pct: this process's user+system CPU time over its
  * wall-clock time in the measured interval (100 = one CPU busy), so a reader can see
@@ -119,10 +125,20 @@ static void nodelay(int fd) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* $EPOLL_CC, when set, is the congestion control of every TCP socket made here (a
+ * listener's children inherit it): a namespace other than the initial one can only
+ * default to the algorithms in net.ipv4.tcp_allowed_congestion_control. */
+static void congestion_control(int fd) {
+    const char *cc = getenv("EPOLL_CC");
+    if (cc && *cc && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, strlen(cc)) < 0)
+        die("setsockopt TCP_CONGESTION");
+}
+
 /* A blocking connect bounded by SO_SNDTIMEO; TCP_NODELAY; returned non-blocking. */
 static int connect_bounded(double timeout) {
     int fd = socket(target.ss_family, SOCK_STREAM, 0);
     if (fd < 0) die("socket");
+    congestion_control(fd);
     struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (time_t)timeout) * 1e6)};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (connect(fd, (struct sockaddr *)&target, target_len) < 0) die("connect");
@@ -250,6 +266,7 @@ struct slot {
 static int slot_start(int ep, struct slot *s, uint32_t index) {
     int fd = socket(target.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (fd < 0) die("socket");
+    congestion_control(fd);
     nodelay(fd);
     s->fd = fd;
     s->state = SLOT_CONNECTING;
@@ -419,18 +436,68 @@ static int bulk_recv(const char *host, int port, long long bytes, double seconds
 
 /* --- idle ------------------------------------------------------------------------ */
 
+/* Read one line (or EOF) from stdin, waiting until the deadline: 0 on timeout. */
+static int wait_line(double deadline) {
+    char line[16];
+    if (!wait_fd(0, POLLIN, deadline)) return 0;
+    ssize_t ignored = read(0, line, sizeof line);
+    (void)ignored;
+    return 1;
+}
+
+/* One byte out on every held connection, at most WINDOW echoes outstanding, each
+ * answer checked; the number that came back before the deadline. */
+#define ECHO_WINDOW 256
+static int echo_round(int *fds, int count, double deadline) {
+    int ep = epoll_create1(0);
+    if (ep < 0) die("epoll_create1");
+    char byte = 'e', got;
+    int next = 0, outstanding = 0, echoed = 0;
+    struct epoll_event evs[MAX_EVENTS];
+    while (echoed < count) {
+        while (next < count && outstanding < ECHO_WINDOW) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)next};
+            if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[next], &ev) < 0) die("epoll_ctl");
+            if (write(fds[next], &byte, 1) != 1) die("idle: echo write");
+            next++;
+            outstanding++;
+        }
+        double left = deadline - now();
+        if (left <= 0) break;
+        int n = epoll_wait(ep, evs, MAX_EVENTS, (int)(left * 1000) + 1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait");
+        }
+        for (int k = 0; k < n; k++) {
+            int fd = fds[evs[k].data.u32];
+            ssize_t r = read(fd, &got, 1);
+            if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (r == 0) fail("idle: connection closed by the server during the echo round");
+            if (r < 0) die("idle: echo read");
+            if (got != byte) fail("idle: wrong echo");
+            epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+            outstanding--;
+            echoed++;
+        }
+    }
+    close(ep);
+    return echoed;
+}
+
 static int idle(const char *host, int port, int count, double seconds) {
     if (count < 1) fail("bad idle arguments");
     set_target(host, port);
     raise_nofile();
     int *fds = malloc(sizeof(int) * count);
     if (!fds) fail("out of memory");
-    double deadline = now() + seconds;
+    double start = now(), deadline = start + seconds;
     const int batch = 32;
     char byte = 'i';
     for (int base = 0; base < count; base += batch) {
         int end = base + batch < count ? base + batch : count;
         for (int i = base; i < end; i++) {
+            if (now() >= deadline) fail("idle: deadline while connecting");
             fds[i] = connect_bounded(5.0);
             if (write(fds[i], &byte, 1) != 1) die("write");
         }
@@ -445,12 +512,16 @@ static int idle(const char *host, int port, int count, double seconds) {
             }
         }
     }
-    printf("{\"mode\": \"idle\", \"held\": %d}\n", count);
+    printf("{\"mode\": \"idle\", \"held\": %d, \"open_seconds\": %.3f}\n", count,
+           now() - start);
     fflush(stdout);
-    char line[16];
-    if (wait_fd(0, POLLIN, deadline)) {
-        ssize_t ignored = read(0, line, sizeof line);
-        (void)ignored;
+    if (wait_line(deadline)) { /* the first line: an echo round on every connection */
+        double t0 = now();
+        int echoed = echo_round(fds, count, deadline);
+        printf("{\"mode\": \"idle\", \"echoed\": %d, \"missing\": %d, "
+               "\"echo_seconds\": %.3f}\n", echoed, count - echoed, now() - t0);
+        fflush(stdout);
+        wait_line(deadline); /* the second line (or EOF): release */
     }
     for (int i = 0; i < count; i++) close(fds[i]);
     printf("{\"mode\": \"idle\", \"released\": %d}\n", count);
@@ -533,6 +604,7 @@ static int listen_on(int ep, const char *host, int port, int type, int kind) {
     set_target(host, port);
     int fd = socket(target.ss_family, type | SOCK_NONBLOCK, 0);
     if (fd < 0) die("socket");
+    if (type == SOCK_STREAM) congestion_control(fd);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&target, target_len) < 0) die("bind");
