@@ -229,6 +229,8 @@ class TcpTransport(asyncio.transports._FlowControlMixin):
     _start_tls_compatible = True  # loop.start_tls wraps any transport via SSLProtocol
     # Set or provided by asyncio's _FlowControlMixin (typeshed does not declare them).
     _extra: dict[str, Any]
+    _high_water: int
+    _protocol_paused: bool
     _maybe_pause_protocol: Any
     _maybe_resume_protocol: Any
 
@@ -333,7 +335,8 @@ class TcpTransport(asyncio.transports._FlowControlMixin):
             self._fatal_error(exc, "Fatal write error on socket transport")
             return
         self._loop._tcp_touch(self._conn)
-        self._maybe_pause_protocol()
+        if self._conn.send_buffered > self._high_water:
+            self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Any) -> None:
         items = list(list_of_data)
@@ -434,8 +437,8 @@ class TcpTransport(asyncio.transports._FlowControlMixin):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
                 return
-            conn.consumed(n)
-            self._loop._tcp_touch(conn)
+            if conn.consumed(n):  # a window update is owed (else nothing to send)
+                self._loop._tcp_touch(conn)
             return
         view = memoryview(data)
         offset = 0

@@ -9,8 +9,10 @@ Contract:
   after every stimulus (device readable, the stack's deadline, a user send):
   receive a bounded batch → ``ingress`` each frame → dispatch events to
   protocols → ``egress`` a bounded batch → one ``transmit`` → re-arm the single
-  deadline timer for ``poll_at()``. A user send schedules at most one pump per
-  loop iteration.
+  deadline timer for ``poll_at()`` (asked once per pump; lazily: a timer armed
+  earlier than the deadline stays and its pump re-arms, so a deadline that moves
+  later — the RTO on every ACK — costs no timer handle). A user send schedules at
+  most one pump per loop iteration.
 - Routing rule for ``create_datagram_endpoint`` (predictable on purpose): a call
   goes over the user-space stack unless it passes ``sock=``, or its remote
   address — or, without one, its local address — is a loopback address
@@ -144,6 +146,8 @@ class _EthoxLoopMixin(_LoopBase):
         self._pump_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._device_poll_at: Callable[[], float | None] | None = getattr(
+            device, "poll_at", None)  # a device that holds frames back (FaultInjector)
         self._pings: dict[tuple[int, int], asyncio.Future[float]] = {}
         self._ping_ident = itertools.count(0x4500)
         self._device_gone = False
@@ -166,7 +170,8 @@ class _EthoxLoopMixin(_LoopBase):
             self._collecting = True  # user calls from the protocols: this egress sends
             try:
                 self._receive_batch(now)
-                self._dispatch_events()
+                if self._stack.events:
+                    self._dispatch_events()
             finally:
                 self._collecting = False
             self._transmit_batch(now)
@@ -178,10 +183,16 @@ class _EthoxLoopMixin(_LoopBase):
         except Exception as exc:  # a bug in the stack must not stop the pump for good
             self.call_exception_handler({"message": "ethox_asyncio: error in the pump",
                                          "exception": exc})
-        self._rearm_timer()
+        # Asked once per pump (after the events: a protocol callback may have written).
+        deadline = self._stack.poll_at()
+        if deadline == 0.0:  # more queued than the budget allowed, or written just now
+            self._schedule_pump()
+        else:
+            self._rearm_timer(deadline)
 
     def _receive_batch(self, now: float) -> None:
-        stack, device, vnet = self._stack, self._device, self._vnet
+        stack, device, vnet, pcap = self._stack, self._device, self._vnet, self._pcap
+        ingress, events = stack.ingress, stack.events
         received = 0
         while received < RX_BUDGET:
             frames = device.receive(RX_BATCH)
@@ -196,21 +207,22 @@ class _EthoxLoopMixin(_LoopBase):
                         # (NEEDS_CSUM: it trusted its own sender); either way do not
                         # verify.
                         frame = frame[VNET_HDR_LEN:]
-                        if self._pcap is not None:
-                            self._pcap.write(frame, time.time())
-                        stack.ingress(frame, now, checksum_verified=bool(
+                        if pcap is not None:
+                            pcap.write(frame, time.time())
+                        ingress(frame, now, checksum_verified=bool(
                             flags & (FLAG_NEEDS_CSUM | FLAG_DATA_VALID)))
                         continue
-                    if self._pcap is not None:
-                        self._pcap.write(frame, time.time())
-                    stack.ingress(frame, now)
+                    if pcap is not None:
+                        pcap.write(frame, time.time())
+                    ingress(frame, now)
                 except Exception as exc:  # one bad frame must not cost the rest of the batch
                     self.call_exception_handler({
                         "message": "ethox_asyncio: error in the pump",  # (one frame)
                         "exception": exc})
             # TCP data events point into these frames' buffers, which the next
             # receive() reuses: hand them to the protocols now.
-            self._dispatch_events()
+            if events:
+                self._dispatch_events()
 
     def _transmit_batch(self, now: float) -> None:
         frames = self._stack.egress(now, TX_BUDGET)
@@ -224,16 +236,25 @@ class _EthoxLoopMixin(_LoopBase):
                 self._device.transmit([_with_vnet_header(frame, offload) for frame in frames])
             else:  # no virtio-net header, no TSO: no super-segment among them
                 self._device.transmit(cast("list[Frame]", frames))
-        if self._stack.poll_at() == 0.0:  # more queued than the budget allowed
-            self._schedule_pump()
 
     def _dispatch_events(self) -> None:
         events = self._stack.events
         while events:
             event = events.popleft()
             if type(event) is tuple:  # type: ignore[comparison-overlap]
+                kind, obj, arg = event
+                owner = obj.owner
                 try:
-                    self._dispatch_tcp(*event)
+                    # The two events of every exchange, to a plain transport, inline.
+                    if type(owner) is TcpTransport and kind == EV_DATA:
+                        owner._on_data(arg)
+                    elif type(owner) is TcpTransport and kind == EV_SENT:
+                        # Only a paused protocol (resume_writing) or a closing transport
+                        # (connection_lost once all is acknowledged) wants to know.
+                        if owner._protocol_paused or owner._closing:
+                            owner._on_sent()
+                    else:
+                        self._dispatch_tcp(kind, obj, arg)
                 except Exception as exc:  # a bug here must not lose the other events
                     self.call_exception_handler({
                         "message": f"ethox_asyncio: error dispatching {event[0]}",
@@ -271,18 +292,29 @@ class _EthoxLoopMixin(_LoopBase):
         elif isinstance(owner, EthoxServer) and kind == EV_ACCEPT:
             owner._accept(obj, arg)
 
-    def _rearm_timer(self) -> None:
-        deadlines = [d for d in (self._stack.poll_at(), _device_poll_at(self._device))
-                     if d is not None]
-        deadline = min(deadlines) if deadlines else None
-        if deadline == self._timer_at:
+    def _rearm_timer(self, deadline: float | None) -> None:
+        """Arm the one timer for ``deadline`` (the stack's) or the device's, if earlier.
+
+        Lazily: a timer already armed at or before the deadline stays, fires early,
+        and its pump re-arms for what is then due; so the RTO that every exchange
+        pushes back (RFC 6298 §5.3) costs no cancel and no new timer handle per
+        request (measured: ~20 µs per request under cProfile), only a spurious pump
+        per RTO. Only an earlier deadline re-arms; a deadline gone leaves the timer to
+        fire for nothing once."""
+        device_poll_at = self._device_poll_at
+        if device_poll_at is not None:
+            at = device_poll_at()
+            if at is not None and (deadline is None or at < deadline):
+                deadline = at
+        if deadline is None:
+            return
+        armed = self._timer_at
+        if armed is not None and armed <= deadline:
             return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self.call_at(deadline, self._on_timer)
+        self._timer = self.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -764,11 +796,6 @@ def _as_sent(frame: OutFrame, offload: bool) -> bytes:
     data = b"".join(frame[:2]) if isinstance(frame, tuple) else frame
     span = partial_checksum_span(data) if offload else None
     return data if span is None else complete_checksum(data, span)
-
-
-def _device_poll_at(device: Device) -> float | None:
-    poll_at = getattr(device, "poll_at", None)
-    return poll_at() if poll_at is not None else None
 
 
 class EthoxSelectorEventLoop(_EthoxLoopMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]

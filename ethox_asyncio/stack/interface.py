@@ -4,6 +4,12 @@ Contract:
 - ``ingress(frame, now)`` handles one received Ethernet frame. Anything that does
   not parse, is not for us, or is refused by a rule is dropped and counted in
   ``stats`` under a reason; remote bytes never raise out of here.
+- The hot path: a frame to our MAC carrying TCP in one unfragmented IPv4 packet
+  without options (header checksum verified here) or in IPv6 without extension
+  headers is handed straight to :meth:`~.tcp.host.TcpHost.ingress_known` with the
+  addresses as ints; the TCP host takes it when it belongs to a connection that has
+  heard from its peer (whose first segment passed every check below), else it comes
+  back for the general path. No header objects, no ``ipaddress`` objects.
 - ``egress(now, budget)`` returns at most ``budget`` frames to transmit, plain
   Ethernet (the loop adds a device's virtio-net header): each contiguous
   (``bytes``) or gathered as ``(headers, payload)`` with the payload
@@ -11,7 +17,13 @@ Contract:
   timers that are due (neighbour solicitations, reassembly timeouts); answers
   those timers generate that cannot be sent are dropped and counted, so egress
   never raises because of what a peer sent.
-- ``poll_at()`` is the earliest deadline of any timer, or None.
+- ``poll_at()`` is the earliest deadline of any timer, or None. The IP families'
+  deadline (neighbour and reassembly timers) is kept from the last ``egress`` (or
+  ``poll_at``) until something that may change it: the general ingress path, a
+  UDP or ICMP send, the next ``egress``. The TCP hot path and TCP's deadlines
+  (kept by the TCP host) do not touch it, so a pump asks each family once. Code
+  that edits a family's neighbour cache or reassembler directly must not rely on
+  ``poll_at()`` before the next ``egress``.
 - ``events`` is a deque of :class:`UdpDatagram`, :class:`UdpError` and
   :class:`EchoReply` for the loop to dispatch. Datagram payloads are copies
   (``bytes``): the loop may hand them to protocols that keep them.
@@ -27,6 +39,7 @@ The interface never reads a clock and never does I/O.
 
 from __future__ import annotations
 
+import struct
 from collections import Counter, deque
 from ipaddress import IPv4Address, IPv6Address
 
@@ -52,6 +65,11 @@ from .wire.ethernet import EthernetFrame, EtherType
 __all__ = ["EchoReply", "Interface", "InterfaceConfig", "UdpDatagram", "UdpError"]
 
 IpAddress = IPv4Address | IPv6Address
+
+# The hot path: destination MAC (source MAC skipped), EtherType, then the IPv4 header
+# without options (RFC 791 §3.1): version/IHL, TOS, total length, identification,
+# flags/fragment offset, TTL, protocol, checksum, source, destination.
+_ETH_IPV4 = struct.Struct("!6s6xHBBHHHBBHII")
 
 
 class Interface:
@@ -79,6 +97,12 @@ class Interface:
         for gateway in config.gateways:
             self.routes.add_default_gateway(gateway)
         self._local = self.ipv4.local | self.ipv6.local
+        self._mac_bytes = bytes(config.mac)
+        # Both IP families' earliest deadline as the last egress or poll_at left it,
+        # valid until something may touch their timers (module contract).
+        self._ip_at: float | None = None
+        self._ip_at_known = False
+        self._verify = config.checksum.verify
         self.ipv4.announce()
 
     # --- loop interface -------------------------------------------------------------
@@ -95,6 +119,34 @@ class Interface:
     def ingress(self, frame: bytes | bytearray | memoryview, now: float, *,
                 checksum_verified: bool = False) -> None:
         """Handle one frame; ``checksum_verified``: the device vouches for L4 checksums."""
+        # The hot path (module contract): TCP to our MAC in one unfragmented IPv4
+        # packet without options, or IPv6 without extension headers, goes straight to
+        # the connection it belongs to.
+        size = len(frame)
+        if size >= 54 and frame[12] == 0x08 and frame[13] == 0 and frame[14] == 0x45:
+            (mac, _, _, _, total, _, frag, _, protocol, _, src,
+             dst) = _ETH_IPV4.unpack_from(frame)
+            # RFC 791 §3.1: TCP, no MF and offset 0, a length within the frame, and a
+            # header checksum that verifies (the 20 bytes as one integer are a multiple
+            # of 0xFFFF exactly when their ones' complement sum is 0xFFFF, RFC 1071).
+            if protocol == 6 and not frag & 0x3FFF and mac == self._mac_bytes \
+                    and 40 <= total <= size - 14 \
+                    and int.from_bytes(frame[14:34], "big") % 0xFFFF == 0 \
+                    and self.tcp.ingress_known(
+                        4, src, dst, memoryview(frame)[34:14 + total],
+                        not checksum_verified and self._verify, now):
+                return
+        elif size >= 74 and frame[12] == 0x86 and frame[13] == 0xDD \
+                and frame[14] >> 4 == 6 and frame[20] == 6:
+            length = (frame[18] << 8) | frame[19]  # RFC 8200 §3: payload length
+            if 20 <= length <= size - 54 and frame[:6] == self._mac_bytes \
+                    and self.tcp.ingress_known(
+                        6, int.from_bytes(frame[22:38], "big"),
+                        int.from_bytes(frame[38:54], "big"),
+                        memoryview(frame)[54:54 + length],
+                        not checksum_verified and self._verify, now):
+                return
+        self._ip_at_known = False  # the general path may touch IP timers (ARP, NDP...)
         caps = TRUSTED if checksum_verified else self.config.checksum
         try:
             eth = EthernetFrame.checked(frame)
@@ -119,15 +171,30 @@ class Interface:
             self.stats[f"drop_{type(error).__name__}"] += 1
 
     def egress(self, now: float, budget: int) -> list[OutFrame]:
-        self.ipv4.run_timers(now)
-        self.ipv6.run_timers(now)
+        ipv4, ipv6 = self.ipv4, self.ipv6
+        # Each family's timers run only when one is due; the deadline kept from the last
+        # egress says when none can be (module contract).
+        ip_at = self._ip_at
+        if not self._ip_at_known or (ip_at is not None and ip_at <= now):
+            at = ipv4.poll_at()
+            if at is not None and at <= now:
+                ipv4.run_timers(now)
+            at = ipv6.poll_at()
+            if at is not None and at <= now:
+                ipv6.run_timers(now)
         self.tcp.egress(now)
         # What the timers and TCP just queued may wait for a solicitation due now
         # (RFC 1122 §2.3.2.1): send it in this call, not a pump later.
-        for host in (self.ipv4, self.ipv6):
-            at = host.poll_at()
-            if at is not None and at <= now:
-                host.run_timers(now)
+        at = ipv4.poll_at()
+        if at is not None and at <= now:
+            ipv4.run_timers(now)
+            at = ipv4.poll_at()
+        at6 = ipv6.poll_at()
+        if at6 is not None and at6 <= now:
+            ipv6.run_timers(now)
+            at6 = ipv6.poll_at()
+        self._ip_at = at if at6 is None or (at is not None and at < at6) else at6
+        self._ip_at_known = True
         out: list[OutFrame] = []
         tx = self._tx
         while tx and len(out) < budget:
@@ -137,9 +204,17 @@ class Interface:
     def poll_at(self) -> float | None:
         if self._tx:
             return 0.0
-        deadlines = [d for d in (self.ipv4.poll_at(), self.ipv6.poll_at(),
-                                 self.tcp.poll_at()) if d is not None]
-        return min(deadlines) if deadlines else None
+        at = self.tcp.poll_at()
+        if at == 0.0:
+            return at
+        if not self._ip_at_known:
+            a, b = self.ipv4.poll_at(), self.ipv6.poll_at()
+            self._ip_at = a if b is None or (a is not None and a < b) else b
+            self._ip_at_known = True
+        other = self._ip_at
+        if other is not None and (at is None or other < at):
+            return other
+        return at
 
     # --- user calls -----------------------------------------------------------------
 
@@ -147,10 +222,12 @@ class Interface:
                  now: float) -> None:
         """Queue one datagram; fragmented when larger than the MTU (RFC 791 §2.3,
         RFC 8200 §4.5). Raises OSError as a kernel socket's sendto would."""
+        self._ip_at_known = False  # it may create a neighbour entry (RFC 4861 §7.2.2)
         self._hosts[dst.version].send_udp(endpoint, payload, dst, port, now)
 
     def send_ping(self, dst: IpAddress, ident: int, seq_no: int, data: bytes,
                   now: float) -> None:
+        self._ip_at_known = False
         if isinstance(dst, IPv6Address):
             self.ipv6.send_ping(dst, ident, seq_no, data, now)
         else:

@@ -24,7 +24,8 @@ Contract:
   next hop once for a batch of segments to one destination and returns the
   headers they start with (None while the next hop is unresolved: then the
   transport sends whole packets, which queue for the neighbour);
-  :meth:`IpHost.send_on` finishes one frame built on it and queues it gathered.
+  :meth:`IpHost.send_on` finishes one frame built on it and queues it gathered. Paths
+  are cached and revalidated per call (same route object, same neighbour MAC).
 
 Frames go to the interface's shared transmit queue, events to its shared queue.
 Never reads a clock and never does I/O.
@@ -53,7 +54,7 @@ from .fragment import Reassembler
 from .icmp import TokenBucket
 from .neighbor import NeighborCache, Solicitation
 from .path import FramePath, OutFrame, Payload
-from .route import RouteTable
+from .route import Route, RouteTable
 from .tcp.host import TcpHost
 from .udp import UdpEndpoint, UdpTable
 from .wire.checksum import ChecksumCaps
@@ -65,6 +66,8 @@ from .wire.udp import UdpPacket, UdpRepr
 __all__ = ["IpAddress", "IpHost", "QuotedTransport", "SharedTables"]
 
 IpAddress = IPv4Address | IPv6Address
+
+_PATH_CACHE_LIMIT = 4096  # frame paths kept (one per destination in use)
 
 # Why an answer could not be sent, by errno: the ``answer_dropped_*`` counters.
 _DROP_REASON = {ENETUNREACH: "answer_dropped_no_route",
@@ -123,6 +126,10 @@ class IpHost:
         self.neighbors: NeighborCache[bytes] = NeighborCache(config.neighbor)
         self.reassembly = Reassembler(timeout=self.reassembly_timeout)
         self._tx = shared.tx
+        # path(): (route, next hop, MAC, FramePath, destination) per (src, dst, protocol).
+        self._paths: dict[tuple[int, int, int], tuple[Route | None, IpAddress,
+                                                      EthernetAddress, FramePath,
+                                                      IpAddress]] = {}
 
     # --- what a family supplies -----------------------------------------------------
 
@@ -232,17 +239,38 @@ class IpHost:
     def path(self, src: int, dst: int, protocol: int, now: float) -> FramePath | None:
         """The headers of frames from our ``src`` to unicast ``dst`` (module contract):
         None while the next hop is being resolved, or for a destination that is not
-        unicast (the general path handles both). Raises ``OSError(ENETUNREACH)``."""
-        dst_address = self._address(dst)
+        unicast (the general path handles both). Raises ``OSError(ENETUNREACH)``.
+
+        Paths are kept per (src, dst, protocol) and handed out again while the route
+        is the same :class:`~.route.Route` object and the neighbour lookup (done
+        every time: it drives NUD, RFC 4861 §7.3.3) returns the same MAC object, so a
+        connection's segments cost two lookups, not a new header template each call.
+        A route added or removed that changes where ``dst`` goes, a broadcast address
+        included, shows as another route from the lookup."""
+        key = (src, dst, protocol)
+        cached = self._paths.get(key)
+        if cached is not None:
+            route, hop, mac, frame_path, dst_address = cached
+            if self.routes.lookup(dst_address) is route \
+                    and self.neighbors.lookup(hop, now) is mac:
+                return frame_path
+        else:
+            dst_address = self._address(dst)
         if self._is_group(dst_address):
             return None
-        next_hop = self.routes.next_hop(dst_address)
+        route = self.routes.lookup(dst_address)
+        next_hop = None if route is None else \
+            route.gateway if route.gateway is not None else dst_address
         if next_hop is None or next_hop.version != self.family:
             raise OSError(ENETUNREACH, f"no route to {dst_address}")
-        mac = self.neighbors.lookup(next_hop, now)
-        if mac is None:
+        found = self.neighbors.lookup(next_hop, now)
+        if found is None:
             return None
-        return self._path(self._address(src), dst_address, protocol, mac)
+        frame_path = self._path(self._address(src), dst_address, protocol, found)
+        if len(self._paths) >= _PATH_CACHE_LIMIT:
+            self._paths.clear()  # bounded (DESIGN.md): rebuilt on demand
+        self._paths[key] = (route, next_hop, found, frame_path, dst_address)
+        return frame_path
 
     def send_on(self, path: FramePath, frame: bytearray, payload: Payload,
                 gso_size: int = 0) -> None:

@@ -5,7 +5,8 @@ Contract:
   destination and transport protocol once the next hop's link-layer address is
   known. It is good for the frames built in the same ``egress`` call: routes and
   neighbour entries may change between calls, so a transport asks again per
-  call, never keeps one.
+  call, never keeps one (the IP layer keeps them, and hands the same one out
+  again while route and neighbour are unchanged). A path is never modified.
 - ``template`` is the Ethernet header followed by the IP header with its length
   fields (and, IPv4, identification and header checksum) zero; ``l4_offset`` is
   its length, where the transport header starts. ``pseudo`` is the unfolded

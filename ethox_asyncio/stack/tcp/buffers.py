@@ -218,7 +218,7 @@ def _copy(data: _Data, lo: int, hi: int) -> bytes:
 class OutOfOrderQueue:
     """Received data beyond RCV.NXT, bounded (see module docstring)."""
 
-    __slots__ = ("_held", "_ranges", "_stamp", "limit", "max_ranges")
+    __slots__ = ("_ranges", "_stamp", "bytes_held", "limit", "max_ranges")
 
     def __init__(self, limit: int, *, max_ranges: int = 1024) -> None:
         if limit < 0:
@@ -232,13 +232,10 @@ class OutOfOrderQueue:
         # memory and list work whatever its size; Linux bounds this by truesize).
         self.max_ranges = max_ranges
         self._ranges: list[_Range] = []  # sorted by sequence number from rcv_nxt
-        self._held = 0
+        # Total bytes held, over all ranges (read-only for callers; 0 exactly when no
+        # range is held — a plain attribute, so the hot path asks without a call).
+        self.bytes_held = 0
         self._stamp = 0
-
-    @property
-    def bytes_held(self) -> int:
-        """Total bytes held, over all ranges."""
-        return self._held
 
     def __len__(self) -> int:
         """Number of disjoint ranges held (so ``if queue:`` means "holes exist")."""
@@ -246,11 +243,11 @@ class OutOfOrderQueue:
 
     def __repr__(self) -> str:
         blocks = ", ".join(f"{r.start}+{r.length}" for r in self._ranges)
-        return f"<OutOfOrderQueue {self._held}/{self.limit} bytes [{blocks}]>"
+        return f"<OutOfOrderQueue {self.bytes_held}/{self.limit} bytes [{blocks}]>"
 
     def clear(self) -> None:
         self._ranges.clear()
-        self._held = 0
+        self.bytes_held = 0
 
     def _discard_before(self, rcv_nxt: int) -> None:
         """Drop or trim what now lies before ``rcv_nxt`` (it arrived in order)."""
@@ -262,9 +259,9 @@ class OutOfOrderQueue:
                 return
             if behind >= r.length:
                 del ranges[0]
-                self._held -= r.length
+                self.bytes_held -= r.length
                 continue
-            self._held -= behind
+            self.bytes_held -= behind
             r.length -= behind
             r.start = rcv_nxt & _MASK
             chunks = r.chunks
@@ -306,12 +303,12 @@ class OutOfOrderQueue:
             last_off = (last.start - rcv_nxt) & _MASK
             last_end = last_off + last.length
             if d == last_end:
-                if self._held + n > self.limit:
+                if self.bytes_held + n > self.limit:
                     return False
                 last.chunks.append(_copy(data, 0, n))
                 last.length += n
                 last.stamp = stamp
-                self._held += n
+                self.bytes_held += n
                 return True
             if d > last_end:
                 return self._insert(len(ranges), d, data, rcv_nxt, stamp)
@@ -349,7 +346,7 @@ class OutOfOrderQueue:
         if not new:  # duplicate inside one range: it still goes first in SACK
             ranges[i].stamp = stamp
             return True
-        if self._held + new > self.limit:
+        if self.bytes_held + new > self.limit:
             return False
         chunks: list[bytes] = []
         pos = d
@@ -373,16 +370,16 @@ class OutOfOrderQueue:
         merged.chunks = chunks
         merged.stamp = stamp
         del ranges[i + 1 : k]
-        self._held += new
+        self.bytes_held += new
         return True
 
     def _insert(self, index: int, d: int, data: _Data, rcv_nxt: int, stamp: int) -> bool:
         n = len(data)
-        if self._held + n > self.limit or len(self._ranges) >= self.max_ranges:
+        if self.bytes_held + n > self.limit or len(self._ranges) >= self.max_ranges:
             return False
         chunk = _copy(data, 0, n)
         self._ranges.insert(index, _Range((rcv_nxt + d) & _MASK, n, [chunk], stamp))
-        self._held += n
+        self.bytes_held += n
         return True
 
     def take(self, rcv_nxt: int) -> list[bytes]:
@@ -391,7 +388,7 @@ class OutOfOrderQueue:
         ranges = self._ranges
         if ranges and ranges[0].start == rcv_nxt & _MASK:
             r = ranges.pop(0)
-            self._held -= r.length
+            self.bytes_held -= r.length
             return r.chunks
         return []
 

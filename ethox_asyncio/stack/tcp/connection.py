@@ -8,12 +8,21 @@ Contract:
   with :meth:`on_timer` when ``now >= poll_at()``, and the user calls (:meth:`send`,
   :meth:`shutdown`, :meth:`close`, :meth:`abort`, :meth:`consumed`,
   :meth:`set_reading`). After any of these, call :meth:`output` and send what it
-  returns; :meth:`poll_at` is then the next deadline.
+  returns; :meth:`poll_at` is then the next deadline (``consumed`` returns whether
+  an ACK, a window update, is now owed).
 - Inbound segments go to one method per state (``_on_segment_<state>``); the
   shared checks are named after RFC 9293 §3.10.7.4's steps: PAWS (RFC 7323 §5.3),
   RST (second, with RFC 5961 §3), SYN (fourth, RFC 5961 §4 challenge ACK),
   sequence acceptability (first), ACK (fifth, RFC 5961 §5), text (seventh), FIN
   (eighth). Remote input never raises.
+- Header prediction (RFC 9293 §3.10.7.4, Van Jacobson's fast path, Linux
+  ``tcp_rcv_established``): in ESTABLISHED, in-order data and ACKs of new data with
+  nothing unusual about them are handled by :meth:`TcpConnection._predict` in one
+  flat pass, with the same outcome as the steps above (the ACK itself through the
+  sender's ``_on_new_ack`` and ``_update_window``); everything else, and anything it
+  is unsure of, takes the full path. The TCP host calls it with the header as plain
+  ints (no :class:`~.segment.Segment`); ``header_prediction = False`` on a subclass
+  turns it off (tests/stack/tcp/test_fast_path.py compares the two).
 - Events ``(kind, connection, arg)`` are appended to ``events``: ``EV_ESTABLISHED``
   (active opens only; a passive connection is announced by its listener's
   ``EV_ACCEPT``), ``EV_DATA`` (bytes or a memoryview into the received frame —
@@ -47,7 +56,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import TcpConfig
-from .segment import ACK, FIN, RST, SYN, Segment
+from .segment import ACK, FIN, RST, SYN, URG, Payload, Segment
 from .sender import Sender
 from .state import SYNCHRONIZED, TcpState, TcpStateError, UserCall, check_call
 from .tcb import (
@@ -80,12 +89,19 @@ _RST_MINUS_ONE = frozenset({_S.CLOSE_WAIT, _S.LAST_ACK, _S.CLOSING})  # Linux tc
 _KEEPALIVE_STATES = frozenset({_S.ESTABLISHED, _S.CLOSE_WAIT, _S.FIN_WAIT_2})
 _ACK_QUEUE_STATES = SYNCHRONIZED  # where an owed ACK is a plain ACK (not a SYN-ACK)
 _ACK_QUEUE_LIMIT = 64  # ACKs built ahead for a batching caller; beyond, they coalesce
+# Header prediction takes segments whose control bits are ACK (PSH aside) only.
+_NOT_PREDICTED = FIN | SYN | RST | ACK | URG | 0xC0  # 0xC0: ECE, CWR (RFC 3168)
+# The record header prediction hands the sender's methods when no Segment was parsed
+# (they read its fields during the call only; the payload is cleared after it).
+_SCRATCH = Segment(0, 0, 0, 0, ACK, 0)
 
 
 class TcpConnection(Sender):
     """A TCP connection (see the module contract)."""
 
-    __slots__ = ()
+    # The host's bookkeeping (host.py): this connection's live entry in the deadline
+    # heap (its seq, -1: none, and its time).
+    __slots__ = ("_timer_at", "_timer_seq")
 
     def __init__(self, config: TcpConfig, *, local_port: int, remote_port: int, iss: int,
                  mss_limit: int, now: float, events: deque[tuple[str, Any, Any]],
@@ -94,6 +110,8 @@ class TcpConnection(Sender):
         super().__init__(config, local_port=local_port, remote_port=remote_port, iss=iss,
                          mss_limit=mss_limit, now=now, events=events, ts_offset=ts_offset,
                          owner=owner, stats=stats)
+        self._timer_seq = -1
+        self._timer_at = 0.0
 
     def __repr__(self) -> str:
         return (f"<TcpConnection {self.local_port}>{self.remote_port} {self._state.name} "
@@ -177,6 +195,9 @@ class TcpConnection(Sender):
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data`` (kept by reference when immutable) for transmission."""
+        if self._state is _S.ESTABLISHED and not self._fin_queued:
+            self._sndbuf.append(data)  # the common case, legal by the table
+            return
         if self._fin_queued:
             raise TcpStateError(errno.EPIPE, UserCall.SEND, self._state)
         check_call(UserCall.SEND, self._state)
@@ -364,6 +385,111 @@ class TcpConnection(Sender):
         its own, as Linux sends them per packet (RFC 5681 §4.2: a duplicate ACK per
         out-of-order segment, an ACK at least every second full-sized one).
         """
+        if self._state is _S.ESTABLISHED and not seg.sack_blocks and self._predict(
+                seg.seq, seg.ack, seg.flags, seg.window, seg.ts_val, seg.ts_ecr,
+                seg.payload, now, seg):
+            return
+        self._on_segment(seg, now)
+
+    # Header prediction (RFC 9293 §3.10.7.4 "header prediction", Van Jacobson's fast
+    # path, Linux tcp_rcv_established). A class attribute, so a test can compare the
+    # two paths on the same segments.
+    header_prediction = True
+
+    def _predict(self, seq: int, ack: int, flags: int, window: int, ts_val: int | None,
+                 ts_ecr: int | None, payload: Payload, now: float,
+                 seg: Segment | None) -> bool:
+        """The common case of an ESTABLISHED connection in one flat pass; False, with
+        nothing changed, for anything else (the caller takes the full path).
+
+        Taken: only ACK (and PSH) set; SEQ = RCV.NXT; timestamps exactly as negotiated
+        and not older than TS.Recent (RFC 7323 §5.3 R1 passes); SEG.ACK either
+        acknowledges new data up to SND.MAX, or equals SND.UNA on a segment with text
+        (not a duplicate ACK, RFC 5681 §2); not in recovery; neither window is zero
+        (no persist, RFC 9293 §3.8.6.1); text only when it is delivered as it comes:
+        reading, nothing held, nothing out of order, within the window (no trimming).
+        Everything else — RST, SYN, FIN, URG, SACK blocks, PAWS doubts, duplicate,
+        old or unacceptable ACKs, zero windows, out-of-order text — takes the full path.
+
+        The outcome is the full path's, step for step (``_check_incoming``,
+        ``_process_ack``, ``_receive_text``): the owed ACK queued first, TS.Recent
+        updated by R3 (RFC 7323 §4.3: only if SEG.SEQ =< Last.ACK.sent), new data
+        acknowledged and the window updated by the sender's own methods
+        (``_on_new_ack``, ``_update_window``), then the text delivered and the ACK
+        policy of RFC 5681 §4.2 (at least every second full-sized segment, else
+        delayed). ``seg`` is the segment if one was parsed, else a scratch record is
+        filled for the sender's methods (no allocation per segment).
+        """
+        if not self.header_prediction or flags & _NOT_PREDICTED != ACK \
+                or seq != self.rcv_nxt:
+            return False
+        if ts_val is None:
+            if self.ts_ok:
+                return False
+        elif not self.ts_ok or ((ts_val - self.ts_recent) & MASK32) >= HALF32:
+            return False
+        snd_una = self.snd_una
+        acked = (ack - snd_una) & MASK32
+        n = len(payload)
+        if acked:
+            if acked > ((self.snd_max - snd_una) & MASK32):
+                return False  # old, or acknowledges what was never sent (RFC 5961 §5)
+        elif not n:
+            return False  # a duplicate ACK or a window update
+        wnd = window << self.snd_wscale
+        if not wnd or not self.snd_wnd or self.recovery.in_recovery:
+            return False
+        if n:
+            if not self._reading or self._held_len or self._ooo.bytes_held \
+                    or self._ooo_fin is not None:
+                return False
+            rcv_wnd = (self.rcv_adv - seq) & MASK32
+            if rcv_wnd >= HALF32 or n > rcv_wnd:
+                return False
+        # -- from here on the full path's outcome, in its order.
+        if self._ack_now and len(self._ctl_out) < _ACK_QUEUE_LIMIT:
+            self._ctl_out.append(self._segment(self.snd_max, 0, b"", self._sack(), now))
+        if ts_val is not None and ((self.last_ack_sent - seq) & MASK32) < HALF32:
+            self.ts_recent = ts_val  # RFC 7323 §4.3 R3
+            self.ts_recent_at = now
+        self._last_recv_at = now
+        if seg is None:
+            seg = _SCRATCH
+            seg.src_port = self.remote_port
+            seg.dst_port = self.local_port
+            seg.seq = seq
+            seg.ack = ack
+            seg.flags = flags
+            seg.window = window
+            seg.payload = payload
+            seg.ts_val = ts_val
+            seg.ts_ecr = ts_ecr
+            if acked:
+                self._on_new_ack(seg, ack, now)
+            self._update_window(seg, ack, wnd, now)
+            seg.payload = b""  # no view of the frame kept past the call
+        else:
+            if acked:
+                self._on_new_ack(seg, ack, now)
+            self._update_window(seg, ack, wnd, now)
+        if n:
+            if n > self.rcv_mss:
+                self.rcv_mss = n if n < self.adv_mss else self.adv_mss
+            self._unconsumed += n
+            self.events.append((EV_DATA, self, payload))
+            rcv_nxt = self.rcv_nxt = (seq + n) & MASK32
+            if not self._ack_now:
+                # At least every second full-sized segment (RFC 5681 §4.2), else delayed.
+                if ((rcv_nxt - self.last_ack_sent) & MASK32) > self.rcv_mss:
+                    self._ack_now = True
+                else:
+                    self._delack_due = True
+                    if self.ack_at is None:
+                        self.ack_at = now + self.config.delayed_ack
+        return True
+
+    def _on_segment(self, seg: Segment, now: float) -> None:
+        """The full path of RFC 9293 §3.10.7 for one segment (see :meth:`on_segment`)."""
         if self._ack_now and self._state in _ACK_QUEUE_STATES \
                 and len(self._ctl_out) < _ACK_QUEUE_LIMIT:
             self._ctl_out.append(self._segment(self.snd_max, 0, b"", self._sack(), now))

@@ -33,9 +33,18 @@ Contract:
   With ``tso`` (the device segments) connections send super-segments
   (``tso_max``, sender.py) that leave with their ``gso_size``. While the next hop
   is unresolved, whole packets (super-segments cut to the MSS) go to the IP layer's
-  queue. :meth:`poll_at` is the earliest connection deadline (a min over
-  connections with a timer: O(n) per call, fine for the hundreds of connections
-  the tests use; a timer wheel comes with the speed issue).
+  queue.
+- Deadlines are kept incrementally (DESIGN.md "Timers are data"): a heap of
+  ``(at, seq, connection)`` with lazy invalidation. Every connection the host
+  touched (ingress, a user call marked by :meth:`touch`, a timer) is flushed by the
+  next :meth:`egress`, which re-reads its ``poll_at()`` once and pushes an entry
+  only when the deadline moved *earlier* than the one already filed; a deadline
+  that moved later (the common case: every ACK restarts the RTO, RFC 6298 §5.3) is
+  re-filed when its old entry reaches the top. So each connection has at most one
+  live entry, whose time is never after its true deadline, and :meth:`poll_at` is
+  exact: O(1) plus O(log n) per re-filed or stale entry — no scan of the
+  connections (10 000 idle ones cost nothing per call). ``poll_at()`` is 0.0 while
+  a connection waits for its flush.
 - Events ``(kind, connection|listener, arg)`` from :mod:`.connection` go to the
   interface's event queue; finished connections leave the table on their own.
 - ICMP errors quoting one of our segments reach the connection through
@@ -47,6 +56,7 @@ Sans-IO: never reads a clock, never does I/O.
 from __future__ import annotations
 
 import errno
+import heapq
 import struct
 from collections import Counter, deque
 from typing import Any, Protocol
@@ -60,7 +70,18 @@ from .connection import TcpConnection
 from .isn import IsnGenerator
 from .listener import TcpListener
 from .ports import EphemeralPorts
-from .segment import FIN, PSH, SYN, Segment, reset_for
+from .segment import (
+    ALIGNED_TS_WORD,
+    FIN,
+    HEADER,
+    HEADER_LEN,
+    HEADER_TS,
+    HEADER_TS_LEN,
+    PSH,
+    SYN,
+    Segment,
+    reset_for,
+)
 from .state import TcpState
 
 __all__ = ["TcpHost", "TcpSender", "complete_checksum", "partial_checksum_span"]
@@ -75,6 +96,10 @@ PMTU_FLOOR_IPV6 = 1280  # RFC 8200 §5: the IPv6 minimum link MTU
 TSO_MAX_PAYLOAD = 0xFFFF - 60 - 20
 
 _Key = tuple[int, int, int, int, int]  # family, local addr, local port, remote addr, port
+_ESTABLISHED = TcpState.ESTABLISHED
+_SYN_SENT = TcpState.SYN_SENT
+_CLOSED = TcpState.CLOSED
+_TIME_WAIT = TcpState.TIME_WAIT
 
 
 class TcpSender(Protocol):
@@ -111,7 +136,11 @@ class TcpHost:
         self.listeners: dict[tuple[int, int, int], TcpListener] = {}  # family, addr, port
         self._keys: dict[TcpConnection, _Key] = {}
         self._dirty: dict[TcpConnection, None] = {}
-        self._timed: dict[TcpConnection, None] = {}
+        # Deadlines (module contract): (at, seq, connection); an entry is live while the
+        # connection's _timer_seq is its seq.
+        self._timers: list[tuple[float, int, TcpConnection]] = []
+        self._timer_seq = 0
+        self._live_timers = 0
 
     # --- user calls -----------------------------------------------------------------
 
@@ -188,15 +217,7 @@ class TcpHost:
         key = (family, dst, seg.dst_port, src, seg.src_port)
         conn = self.connections.get(key)
         if conn is not None:
-            if conn.state is TcpState.TIME_WAIT and seg.flags & SYN \
-                    and conn.tw_accepts_syn(seg):
-                listener = self._listener_for(family, dst, seg.dst_port)
-                if listener is not None:  # RFC 6191: reuse the four-tuple
-                    self._remove(conn)
-                    self._syn_to_listener(listener, key, seg, now)
-                    return
-            conn.on_segment(seg, now)
-            self._after(conn)
+            self._to_connection(conn, key, seg, now)
             return
         listener = self._listener_for(family, dst, seg.dst_port)
         if listener is not None:
@@ -206,6 +227,68 @@ class TcpHost:
                 return
         self.stats["tcp_no_socket"] += 1
         self._reset(family, dst, src, seg, now)
+
+    def ingress_known(self, family: int, src: int, dst: int, data: memoryview,
+                      verify_checksum: bool, now: float) -> bool:
+        """The hot path (module contract): one TCP segment to ``dst`` from a peer we
+        already heard from — the exact four-tuple of a connection past SYN-SENT, whose
+        first segment passed every check of the IP layer (a unicast address of ours, a
+        source that is a single host: RFC 1122 §3.2.1.3, §4.2.3.10), so the caller may
+        skip them. False, with nothing done, for any other segment: the caller takes
+        the general path. In-order data and ACKs of ESTABLISHED connections with the
+        usual header (no options or ``NOP NOP TS``) go to header prediction
+        (:meth:`TcpConnection._predict`) as plain ints, without a :class:`Segment`."""
+        size = len(data)
+        if size >= HEADER_TS_LEN and data[12] == 0x80:
+            (src_port, dst_port, seq, ack, _, flags, window, _, _, word, ts_val,
+             ts_ecr) = HEADER_TS.unpack_from(data)
+            header_len = HEADER_TS_LEN if word == ALIGNED_TS_WORD else 0
+        elif size >= HEADER_LEN:
+            src_port, dst_port, seq, ack, _, flags, window, _, _ = HEADER.unpack_from(data)
+            header_len = HEADER_LEN if data[12] == 0x50 else 0
+            ts_val = ts_ecr = None
+        else:
+            return False
+        key = (family, dst, dst_port, src, src_port)
+        conn = self.connections.get(key)
+        if conn is None or conn._state is _SYN_SENT or conn._state is _CLOSED:
+            return False
+        if verify_checksum and not verify(data, pseudo_header(src, dst, IpProtocol.TCP,
+                                                              size)):
+            self.stats["tcp_drop_bad_checksum"] += 1
+            return True
+        if header_len:
+            payload = data[header_len:]
+            if conn._state is _ESTABLISHED and conn._predict(
+                    seq, ack, flags, window, ts_val, ts_ecr, payload, now, None):
+                self._dirty[conn] = None
+                return True
+            # The fields decoded are the whole segment: no second parse.
+            seg = Segment(src_port, dst_port, seq, ack, flags, window, payload, None, None,
+                          False, (), ts_val, ts_ecr)
+            self._to_connection(conn, key, seg, now, conn._state is _ESTABLISHED)
+            return True
+        try:
+            seg = Segment.parse(data)
+        except WireError as error:
+            self.stats[f"tcp_drop_{type(error).__name__}"] += 1
+            return True
+        self._to_connection(conn, key, seg, now)
+        return True
+
+    def _to_connection(self, conn: TcpConnection, key: _Key, seg: Segment, now: float,
+                       tried: bool = False) -> None:
+        if conn._state is _TIME_WAIT and seg.flags & SYN and conn.tw_accepts_syn(seg):
+            listener = self._listener_for(key[0], key[1], seg.dst_port)
+            if listener is not None:  # RFC 6191: reuse the four-tuple
+                self._remove(conn)
+                self._syn_to_listener(listener, key, seg, now)
+                return
+        if tried:
+            conn._on_segment(seg, now)  # header prediction declined it already
+        else:
+            conn.on_segment(seg, now)
+        self._dirty[conn] = None
 
     def icmp_error(self, family: int, local_addr: int, local_port: int, remote_addr: int,
                    remote_port: int, seq: int | None, error: OSError, hard: bool,
@@ -238,30 +321,57 @@ class TcpHost:
     # --- timers and output ----------------------------------------------------------
 
     def poll_at(self) -> float | None:
+        """The earliest deadline of any connection (0.0: one waits for its flush)."""
         if self._dirty:
             return 0.0
-        best: float | None = None
-        for conn in self._timed:
-            at = conn.poll_at()
-            if at is not None and (best is None or at < best):
-                best = at
-        return best
+        return self._top()
+
+    def _top(self) -> float | None:
+        """The time of the first live heap entry, re-filed until it is its connection's
+        true deadline (module contract); stale entries are dropped on the way."""
+        heap = self._timers
+        while heap:
+            at, seq, conn = heap[0]
+            if conn._timer_seq != seq:
+                heapq.heappop(heap)  # superseded, or the connection left
+                continue
+            true = conn.poll_at()
+            if true == at:
+                return at
+            if true is None:
+                heapq.heappop(heap)
+                conn._timer_seq = -1
+                self._live_timers -= 1
+                continue
+            # Moved (later, or earlier while the connection was not flushed): re-file.
+            self._timer_seq += 1
+            conn._timer_seq = self._timer_seq
+            conn._timer_at = true
+            heapq.heapreplace(heap, (true, self._timer_seq, conn))
+        return None
 
     def egress(self, now: float) -> None:
         """Run due timers and send what every connection has to send."""
-        for conn in list(self._timed):
-            at = conn.poll_at()
-            if at is None:
-                del self._timed[conn]
-            elif at <= now:
-                conn.on_timer(now)
-                self._dirty[conn] = None
+        heap = self._timers
+        while heap and heap[0][0] <= now:
+            at = self._top()
+            if at is None or at > now:
+                break
+            conn = heapq.heappop(heap)[2]
+            conn._timer_seq = -1
+            self._live_timers -= 1
+            conn.on_timer(now)
+            self._dirty[conn] = None  # _settle files its next deadline
+        # One path lookup per destination and egress (path.py: a path is good for the
+        # frames of one egress call), however many connections go there.
+        paths: dict[tuple[int, int, int], FramePath] = {}
         while self._dirty:
             conn = next(iter(self._dirty))
             del self._dirty[conn]
-            self._flush(conn, now)
+            self._flush(conn, now, paths)
 
-    def _flush(self, conn: TcpConnection, now: float) -> None:
+    def _flush(self, conn: TcpConnection, now: float,
+               paths: dict[tuple[int, int, int], FramePath] | None = None) -> None:
         key = self._keys.get(conn)
         if key is None:
             return
@@ -269,8 +379,13 @@ class TcpHost:
         segments = conn.output(now, 1 << 30)
         if segments:
             ip = self.ip[family]
+            route_key = (family, local_addr, remote_addr)
+            path = paths.get(route_key) if paths is not None else None
             try:
-                path = ip.path(local_addr, remote_addr, IpProtocol.TCP, now)
+                if path is None:
+                    path = ip.path(local_addr, remote_addr, IpProtocol.TCP, now)
+                    if path is not None and paths is not None:
+                        paths[route_key] = path
             except OSError as error:  # no route: the connection retries on its timer
                 self._count_send_failed(error, len(segments))
             else:
@@ -301,10 +416,23 @@ class TcpHost:
     def _settle(self, conn: TcpConnection) -> None:
         if conn.finished:
             self._remove(conn)
-        elif conn.poll_at() is not None:
-            self._timed[conn] = None
-        else:
-            self._timed.pop(conn, None)
+            return
+        at = conn.poll_at()
+        if at is None:
+            return  # a live entry stays: dropped lazily when it reaches the top
+        if conn._timer_seq < 0:
+            self._live_timers += 1
+        elif at >= conn._timer_at:
+            return  # later (or the same): re-filed when the old entry reaches the top
+        self._timer_seq += 1
+        conn._timer_seq = self._timer_seq
+        conn._timer_at = at
+        heap = self._timers
+        heapq.heappush(heap, (at, self._timer_seq, conn))
+        if len(heap) > 2 * self._live_timers + 64:
+            # Deadlines that kept moving earlier left stale entries: keep the live ones.
+            heap[:] = [entry for entry in heap if entry[2]._timer_seq == entry[1]]
+            heapq.heapify(heap)
 
     def _add(self, key: _Key, conn: TcpConnection) -> None:
         conn.tso_max = self.tso_max
@@ -315,7 +443,9 @@ class TcpHost:
         key = self._keys.pop(conn, None)
         if key is not None and self.connections.get(key) is conn:
             del self.connections[key]
-        self._timed.pop(conn, None)
+        if conn._timer_seq >= 0:
+            conn._timer_seq = -1  # its heap entry is stale now
+            self._live_timers -= 1
         self._dirty.pop(conn, None)
 
     def _syn_to_listener(self, listener: TcpListener, key: _Key, seg: Segment,
@@ -382,10 +512,27 @@ def _frame(seg: Segment, path: FramePath, partial: bool) -> bytearray:
     the payload too; RFC 9293 §3.1) or only the folded pseudo-header sum
     (``partial``); the payload itself stays where it is."""
     offset = path.l4_offset
+    payload = seg.payload
+    ts_val = seg.ts_val
+    if ts_val is not None and seg.mss is None and seg.wscale is None \
+            and not seg.sack_blocks and not seg.sack_permitted:
+        # The hot path: every segment of an established connection with timestamps,
+        # written in one pack (the layout of Segment.emit_header).
+        frame = bytearray(offset + HEADER_TS_LEN)
+        frame[:offset] = path.template
+        pseudo = path.pseudo + HEADER_TS_LEN + len(payload)
+        value = pseudo % 0xFFFF or 0xFFFF  # fold(): pseudo is never 0
+        HEADER_TS.pack_into(frame, offset, seg.src_port, seg.dst_port, seg.seq & _MASK32,
+                            seg.ack & _MASK32, 0x80, seg.flags, seg.window,
+                            value if partial else 0, 0, ALIGNED_TS_WORD, ts_val,
+                            seg.ts_ecr or 0)
+        if not partial:
+            value = checksum(memoryview(frame)[offset:], ones_sum(payload, pseudo))
+            _CHECKSUM.pack_into(frame, offset + _TCP_CHECKSUM_OFFSET, value)
+        return frame
     header_len = seg.header_len
     frame = start_frame(path, header_len)
     seg.emit_header(frame, offset)
-    payload = seg.payload
     pseudo = path.pseudo + header_len + len(payload)
     if partial:
         value = fold(pseudo)
@@ -411,6 +558,7 @@ def _emit(seg: Segment, src: int, dst: int, partial: bool) -> bytes:
 
 _ETH_LEN = 14
 _TCP_CHECKSUM_OFFSET = 16
+_MASK32 = 0xFFFFFFFF
 
 
 def partial_checksum_span(frame: bytes | bytearray | memoryview) -> tuple[int, int] | None:

@@ -80,17 +80,18 @@ class Receiver(Tcb):
             self.rcv_adv = edge
         return field
 
-    def consumed(self, n: int) -> None:
+    def consumed(self, n: int) -> bool:
         """The application has taken ``n`` delivered bytes; the window may open.
 
         Sends a window update (RFC 9293 §3.8.6.2.2) when the window can at
         least double and grow by the SWS threshold (Linux ``tcp_cleanup_rbuf``).
+        True when an ACK is now owed (the caller has output to collect).
         """
-        if n <= 0:
-            return
-        unconsumed = self._unconsumed - n
-        self._unconsumed = unconsumed if unconsumed > 0 else 0
-        self._maybe_window_update()
+        if n > 0:
+            unconsumed = self._unconsumed - n
+            self._unconsumed = unconsumed if unconsumed > 0 else 0
+            self._maybe_window_update()
+        return self._ack_now
 
     def _maybe_window_update(self) -> None:
         if self._state not in _RECEIVING or self._fin_received:

@@ -30,6 +30,10 @@ Contract:
   bytes raise ``ValueError`` (our own bug; the connection never asks for them).
 - :func:`reset_for` builds the RST that answers a segment for which no
   connection exists (RFC 9293 §3.10.7.1), or ``None`` for a RST.
+- The hot path (host.py, header prediction) decodes the two layouts an established
+  connection's segments have — no options, or exactly Linux's ``NOP NOP TS`` block —
+  with :data:`HEADER` / :data:`HEADER_TS` into plain ints, without a
+  :class:`Segment`; anything else goes through :meth:`Segment.parse`.
 """
 
 from __future__ import annotations
@@ -41,8 +45,12 @@ from ..wire.tcp import TcpFlags, iter_options
 
 __all__ = [
     "ACK",
+    "ALIGNED_TS_WORD",
     "FIN",
+    "HEADER",
     "HEADER_LEN",
+    "HEADER_TS",
+    "HEADER_TS_LEN",
     "PSH",
     "RST",
     "SYN",
@@ -70,6 +78,15 @@ _TS_VALUES = struct.Struct("!II")
 _SACK_BLOCK = struct.Struct("!II")
 _ALIGNED_TS = b"\x01\x01\x08\x0a"  # NOP NOP TS len 10: RFC 7323 Appendix A layout
 _HEADER_TS = struct.Struct("!HHIIBBHHHBBBBII")  # fixed header + NOP NOP TS
+
+#: For the hot path (module contract): the fixed header (RFC 9293 §3.1) — ports, seq,
+#: ack, data offset, flags, window, checksum, urgent pointer — and the same followed
+#: by the first option word and the two timestamps (RFC 7323 Appendix A layout when
+#: that word is :data:`ALIGNED_TS_WORD`: NOP NOP kind 8 length 10).
+HEADER = _HEADER
+HEADER_TS = struct.Struct("!HHIIBBHHHIII")
+HEADER_TS_LEN = 32
+ALIGNED_TS_WORD = 0x0101080A
 
 _OPT_NOP = 1
 _OPT_MSS = 2
