@@ -173,6 +173,14 @@ class Scoreboard:
         """SND.UNA moved to ``ack``: drop what it covers; the bytes newly delivered."""
         segs = self.segments
         una = self.una
+        if not (self.sacked_out or self.lost_out or self.retrans_out) and segs \
+                and segs[-1].end == ack:
+            # Everything acknowledged, nothing SACKed, lost or retransmitted: the records
+            # are in the order they were sent, so the last is RACK's segment.
+            self._delivered(segs[-1], now)
+            segs.clear()
+            self.una = ack & MASK32
+            return (ack - una) & MASK32
         ack_off = (ack - una) & MASK32
         delivered = 0
         count = 0

@@ -241,6 +241,10 @@ class Sender(Receiver):
             if sent:
                 self._after_send(now)
             return
+        if not sent and not fin_pending and not tlp and not self._probe_due \
+                and self._dsack is None and self._ooo_fin is None and not len(self._ooo) \
+                and len(out) < budget and self._send_one(now, buf_len, out):
+            return  # the common case: what is queued fits one segment
         self._tlp_due = False
         snd_una = self.snd_una
         snd_nxt = self.snd_nxt
@@ -354,6 +358,39 @@ class Sender(Receiver):
             self._after_send(now)
         elif window_blocked and self.snd_max == self.snd_una and self.persist_at is None:
             self.persist_at = now + self._persist_interval()
+
+    def _send_one(self, now: float, buf_len: int, out: list[Segment]) -> bool:
+        """The loop of :meth:`_output_synchronized` for its most common case, a request
+        or reply: everything unsent fits one segment, cwnd and the window take it, no
+        SACK blocks, no FIN, no probe, Nagle does not hold it. Sends exactly what the
+        loop would; False (nothing done) in any other case."""
+        snd_una = self.snd_una
+        snd_nxt = self.snd_nxt
+        off = (snd_nxt - self.buf_seq) & MASK32
+        n = buf_len - off
+        smss = self.smss
+        if n <= 0 or n > smss:
+            return False
+        if self.snd_max == snd_una and now - self._last_send_at > self.rtt.rto:
+            self.cc.on_idle(now - self._last_send_at, self.rtt.rto)  # RFC 5681 §4.1
+        sb = self.sb
+        flight = ((snd_nxt - snd_una) & MASK32) - (sb.sacked_out + sb.lost_out
+                                                   - sb.retrans_out)
+        if flight >= self.cc.cwnd \
+                or ((snd_una + self.snd_wnd - snd_nxt + HALF32) & MASK32) - HALF32 < n \
+                or (n < smss and flight and self.config.nagle):
+            return False
+        if self._rtt_seq is None and not self.ts_ok:
+            self._rtt_seq = (snd_nxt + n) & MASK32
+            self._rtt_at = now
+        out.append(self._segment(snd_nxt, PSH, self._sndbuf.peek(off, n), (), now))
+        end = (snd_nxt + n) & MASK32
+        sb.on_sent(snd_nxt, end, now, False)
+        if self.recovery.in_recovery:
+            self.prr.on_sent(n)
+        self.snd_nxt = self.snd_max = end
+        self._after_send(now)
+        return True
 
     def _after_send(self, now: float) -> None:
         self._last_send_at = now
@@ -541,7 +578,11 @@ class Sender(Receiver):
             # RFC 7661 spirit: grow only if the window was (nearly) used.
             if flight + self.smss >= cc.cwnd or (cc.cwnd < cc.ssthresh and 2 * flight >= cc.cwnd):
                 cc.on_ack(acked, now, self.rtt.srtt or 0.0)
-        self._loss_step(seg, now, delivered, restart, False)
+        if seg.sack_blocks or sb.sacked_out or sb.lost_out or rec.in_recovery \
+                or self._tlp_high is not None or not rec.covers(ack):
+            self._loss_step(seg, now, delivered, restart, False)
+        else:
+            self._arm_timer(now, restart)  # nothing can be lost: _loss_step's first exit
         if data > 0:
             self.events.append((EV_SENT, self, data))
 
