@@ -233,9 +233,14 @@ class _EthoxLoopMixin(_LoopBase):
                 for frame in frames:
                     self._pcap.write(_as_sent(frame, offload), stamp)
             if self._vnet:
-                self._device.transmit([_with_vnet_header(frame, offload) for frame in frames])
+                sent = self._device.transmit([_with_vnet_header(frame, offload)
+                                              for frame in frames])
             else:  # no virtio-net header, no TSO: no super-segment among them
-                self._device.transmit(cast("list[Frame]", frames))
+                sent = self._device.transmit(cast("list[Frame]", frames))
+            if sent < len(frames):
+                # The device queue is full (EAGAIN): the rest is dropped as a full
+                # interface queue drops it, and counted; TCP sends it again.
+                self._stack.stats["tx_device_full"] += len(frames) - sent
 
     def _dispatch_events(self) -> None:
         events = self._stack.events

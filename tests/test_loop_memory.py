@@ -514,3 +514,35 @@ def test_sendto_misuse_raises_or_reports_clear_errors(
         (OSError, errno.EAFNOSUPPORT), (PermissionError, errno.EACCES)]
     assert "fd00::1 is not an IPv4 address" in str(errors[0])
     assert "broadcast needs allow_broadcast=True" in str(errors[1])
+
+
+def test_frames_the_device_refuses_are_counted(
+        loop_and_peer: tuple[asyncio.AbstractEventLoop, EchoPeer]) -> None:
+    # A device whose queue is full takes only part of a batch (EAGAIN): the rest is
+    # dropped as a full interface queue drops it, and counted, never silently.
+    loop, _ = loop_and_peer
+    device = loop._device  # type: ignore[attr-defined]
+    transmit = device.transmit
+    full = {"on": False}
+
+    def refusing(frames: Any) -> int:
+        if full["on"]:
+            return transmit(frames[:1])  # type: ignore[no-any-return]
+        return transmit(frames)  # type: ignore[no-any-return]
+
+    device.transmit = refusing
+
+    async def main() -> None:
+        transport, protocol = await loop.create_datagram_endpoint(
+            Collector, remote_addr=(str(PEER), 7))
+        await asyncio.wait_for(protocol.made.wait(), 1)
+        transport.sendto(b"warm")  # resolves the neighbour first
+        await asyncio.wait_for(protocol.datagrams.get(), 2)
+        full["on"] = True
+        for _ in range(5):
+            transport.sendto(b"x")
+        await asyncio.sleep(0.05)
+        transport.close()
+
+    loop.run_until_complete(main())
+    assert loop._stack.stats["tx_device_full"] == 4  # type: ignore[attr-defined]

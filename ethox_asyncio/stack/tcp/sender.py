@@ -44,6 +44,11 @@ Contract:
   three duplicate ACKs mark the first segment lost, window inflation, partial ACKs
   mark the next one lost. When every retransmission of an episode is D-SACKed, the
   reduction is undone (RFC 2883 §5, Linux ``tcp_try_undo_dsack``).
+- :meth:`Sender._on_new_ack` and :meth:`Sender._update_window` are also called by
+  header prediction (``TcpConnection._predict``) with a reused scratch record: they
+  read the segment's fields during the call only and never keep it. New ACK-path
+  state belongs in them (or gets a bail-out in ``_predict``);
+  tests/stack/tcp/test_fast_path.py compares the two paths field by field.
 - Tail loss probe (RFC 8985 §7, ``TcpConfig.tlp``, SACK only): with data in flight
   and nothing SACKed or lost, the timer slot holds a probe timeout of 2·SRTT (plus
   the worst-case delayed ACK with one segment in flight, at most the RTO), re-armed
