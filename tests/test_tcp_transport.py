@@ -728,7 +728,8 @@ def test_write_takes_only_bytes_like_and_copies_mutable_data(setup: Setup) -> No
 
 def test_pause_reading_stalls_the_peer_and_resume_reading_drains(setup: Setup) -> None:
     # The kernel buffers several MB on loopback (autotuned): send well beyond that.
-    size = 40_000_000 if not setup.ethox else 3_000_000
+    # Ours advertises 4 MiB (TcpConfig.recv_buffer): send three times that.
+    size = 40_000_000 if not setup.ethox else 12_000_000
     data = payload(size)
 
     async def body(s: Setup) -> None:

@@ -12,7 +12,7 @@ from ethox_asyncio.stack.tcp.config import MAX_RECV_BUFFER, TcpConfig
 def test_defaults() -> None:
     c = TcpConfig()
     assert c.mss is None
-    assert (c.recv_buffer, c.send_buffer) == (262144, 262144)
+    assert (c.recv_buffer, c.send_buffer) == (4 << 20, 262144)
     assert (c.rto_initial, c.rto_min, c.rto_max) == (1.0, 0.2, 120.0)
     assert (c.retries2, c.syn_retries, c.synack_retries) == (15, 6, 5)
     assert (c.time_wait, c.fin_timeout) == (60.0, 60.0)

@@ -45,7 +45,7 @@ def test_syn_carries_all_our_options() -> None:
     conn = syn_sent()
     syn = recv_one(conn, 5.0)
     # Linux's SYN: mss, sackOK, TS, wscale; the SYN window is never scaled (RFC 7323 §2.2).
-    check(syn, seq=l(0), flags="S", window=65535, mss=1460, wscale=3, sack_permitted=True,
+    check(syn, seq=l(0), flags="S", window=65535, mss=1460, wscale=7, sack_permitted=True,
           ts_val=5000, ts_ecr=0, length=0)
     assert conn.state is TcpState.SYN_SENT
     assert conn.poll_at() == 6.0  # RFC 6298 §2.1: initial RTO 1 s
@@ -305,7 +305,7 @@ def test_syn_ack_mirrors_the_peer_options() -> None:
     _, conn = passive(mss=1400, wscale=2, sack_permitted=True, ts=(4242, 0))
     assert conn.state is TcpState.SYN_RECEIVED
     check(recv_one(conn, 5.0), seq=l(0), ack=r(1), flags="S.", window=65535, mss=1460,
-          wscale=3, sack_permitted=True, ts_ecr=4242)
+          wscale=7, sack_permitted=True, ts_ecr=4242)
 
 
 def test_syn_ack_omits_what_the_peer_did_not_offer() -> None:
