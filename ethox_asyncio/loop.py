@@ -28,8 +28,11 @@ Contract:
   :class:`~._server.ListenerSocket` objects).
   ``ssl=`` and ``start_tls`` wrap our transport in ``asyncio.sslproto``.
 - TCP data events point into the received frames: they are dispatched after every
-  ``receive()`` batch, before the device reuses its buffers. A received frame whose
-  handling raises is reported to the exception handler; the rest of the batch goes on.
+  ``receive()`` batch, before the device reuses its buffers. Consecutive data events
+  of one connection in a batch reach a ``Protocol`` as one ``data_received`` (GRO
+  where the device gives none; a ``BufferedProtocol`` gets each segment straight into
+  its buffer). A received frame whose handling raises is reported to the exception
+  handler; the rest of the batch goes on.
 - A device that disappears (``DeviceGone``) is reported once through the loop's
   exception handler, every endpoint's ``error_received`` and every TCP transport's
   ``connection_lost``; the loop keeps running (later pumps do nothing).
@@ -252,6 +255,8 @@ class _EthoxLoopMixin(_LoopBase):
                 try:
                     # The two events of every exchange, to a plain transport, inline.
                     if type(owner) is TcpTransport and kind == EV_DATA:
+                        if events and not owner._buffered:
+                            arg = _coalesce(events, obj, arg)
                         owner._on_data(arg)
                     elif type(owner) is TcpTransport and kind == EV_SENT:
                         # Only a paused protocol (resume_writing) or a closing transport
@@ -775,6 +780,23 @@ def _with_vnet_header(frame: OutFrame, offload: bool) -> Frame:
 def _needs_csum(span: tuple[int, int]) -> bytes:
     """One header per checksum position (a couple in practice: IPv4 and IPv6)."""
     return VnetHeader(flags=FLAG_NEEDS_CSUM, csum_start=span[0], csum_offset=span[1]).pack()
+
+
+def _coalesce(events: Any, conn: Any, data: bytes | memoryview) -> bytes | memoryview:
+    """GRO for a device that gives none: the in-order data events of one connection
+    that follow each other in a batch become one ``data_received`` (a Protocol gets a
+    copy anyway: one join instead of a copy per segment). A BufferedProtocol is not
+    coalesced: its bytes go straight from the frame into its buffer."""
+    first = events[0]
+    if type(first) is not tuple or first[0] != EV_DATA or first[1] is not conn:
+        return data
+    pieces = [data]
+    while events:
+        event = events[0]
+        if type(event) is not tuple or event[0] != EV_DATA or event[1] is not conn:
+            break
+        pieces.append(events.popleft()[2])
+    return b"".join(pieces)
 
 
 def _gso_header(head: bytearray, gso_size: int) -> bytes:

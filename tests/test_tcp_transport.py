@@ -1281,3 +1281,38 @@ def test_a_frame_that_breaks_ingress_does_not_cost_the_rest_of_the_batch(
         await s.close_peer_server(server)
 
     ethox_setup.run(body)
+
+
+class CountingRecorder(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.calls += 1
+        super().data_received(data)
+
+
+def test_segments_of_one_batch_reach_the_protocol_as_one_call(ethox_setup: Setup) -> None:
+    # GRO without the device's help (loop._coalesce): consecutive in-order segments of
+    # one connection in a receive batch become one data_received. The peer's first
+    # flight alone is ten segments in one burst.
+    size = 200_000
+    data = payload(size)
+
+    async def body(s: Setup) -> None:
+        factory = Factory()
+        server, port = await s.peer_server(factory)
+        transport, client = await s.loop.create_connection(CountingRecorder, s.peer_host(),
+                                                           port)
+        peer = await done(factory.first)
+        await done(peer.made)
+        await s.peer_call(lambda: peer.transport.write(data))
+        await until(lambda: len(client.data) >= size, 20)
+        assert bytes(client.data) == data
+        segments = -(-size // 1448)
+        assert client.calls < segments, (client.calls, segments)
+        transport.close()
+        await s.close_peer_server(server)
+
+    ethox_setup.run(body)
