@@ -25,7 +25,7 @@ Contract:
   headers they start with (None while the next hop is unresolved: then the
   transport sends whole packets, which queue for the neighbour);
   :meth:`IpHost.send_on` finishes one frame built on it and queues it gathered. Paths
-  are cached and revalidated per call (same route object, same neighbour MAC).
+  are cached and revalidated per call (route table generation, same neighbour MAC).
 
 Frames go to the interface's shared transmit queue, events to its shared queue.
 Never reads a clock and never does I/O.
@@ -54,7 +54,7 @@ from .fragment import Reassembler
 from .icmp import TokenBucket
 from .neighbor import NeighborCache, Solicitation
 from .path import FramePath, OutFrame, Payload
-from .route import Route, RouteTable
+from .route import RouteTable
 from .tcp.host import TcpHost
 from .udp import UdpEndpoint, UdpTable
 from .wire.checksum import ChecksumCaps
@@ -126,8 +126,8 @@ class IpHost:
         self.neighbors: NeighborCache[bytes] = NeighborCache(config.neighbor)
         self.reassembly = Reassembler(timeout=self.reassembly_timeout)
         self._tx = shared.tx
-        # path(): (route, next hop, MAC, FramePath, destination) per (src, dst, protocol).
-        self._paths: dict[tuple[int, int, int], tuple[Route | None, IpAddress,
+        # path(): (route table generation, next hop, MAC, FramePath, destination) per (src, dst, protocol).
+        self._paths: dict[tuple[int, int, int], tuple[int, IpAddress,
                                                       EthernetAddress, FramePath,
                                                       IpAddress]] = {}
 
@@ -242,16 +242,16 @@ class IpHost:
         unicast (the general path handles both). Raises ``OSError(ENETUNREACH)``.
 
         Paths are kept per (src, dst, protocol) and handed out again while the route
-        is the same :class:`~.route.Route` object and the neighbour lookup (done
-        every time: it drives NUD, RFC 4861 §7.3.3) returns the same MAC object, so a
-        connection's segments cost two lookups, not a new header template each call.
-        A route added or removed that changes where ``dst`` goes, a broadcast address
-        included, shows as another route from the lookup."""
+        table is unchanged (its ``generation``) and the neighbour lookup (done every
+        time: it drives NUD, RFC 4861 §7.3.3) returns the same MAC object, so a
+        connection's segments cost one lookup, not a new header template each call.
+        Any route added or removed, a broadcast address included, drops them all."""
         key = (src, dst, protocol)
         cached = self._paths.get(key)
+        routes = self.routes
         if cached is not None:
-            route, hop, mac, frame_path, dst_address = cached
-            if self.routes.lookup(dst_address) is route \
+            generation, hop, mac, frame_path, dst_address = cached
+            if generation == routes.generation \
                     and self.neighbors.lookup(hop, now) is mac:
                 return frame_path
         else:
@@ -269,7 +269,7 @@ class IpHost:
         frame_path = self._path(self._address(src), dst_address, protocol, found)
         if len(self._paths) >= _PATH_CACHE_LIMIT:
             self._paths.clear()  # bounded (DESIGN.md): rebuilt on demand
-        self._paths[key] = (route, next_hop, found, frame_path, dst_address)
+        self._paths[key] = (routes.generation, next_hop, found, frame_path, dst_address)
         return frame_path
 
     def send_on(self, path: FramePath, frame: bytearray, payload: Payload,

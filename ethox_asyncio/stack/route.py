@@ -130,9 +130,12 @@ class _FamilyTable:
 class RouteTable:
     """Routes of both families; see the module docstring for the contract."""
 
-    __slots__ = ("_broadcasts", "_network_addresses", "_v4", "_v6")
+    __slots__ = ("_broadcasts", "_network_addresses", "_v4", "_v6", "generation")
 
     def __init__(self) -> None:
+        # Bumped by every change: a cached lookup result is still good while it is the
+        # same (the IP layer's frame paths check one int instead of a lookup).
+        self.generation = 0
         self._v4 = _FamilyTable(32)
         self._v6 = _FamilyTable(128)
         # Integers (per family) derived from the connected networks, for O(1) checks.
@@ -152,6 +155,7 @@ class RouteTable:
         self._rebuild_special()
         route = Route(net, None, 0)
         table.add(route)
+        self.generation += 1
         return route
 
     def add_route(self, network: Network | str, gateway: Address | None = None,
@@ -171,6 +175,7 @@ class RouteTable:
                     f"gateway {gateway} is not reachable through a connected route")
         route = Route(net, gateway, metric)
         table.add(route)
+        self.generation += 1
         return route
 
     def add_default_gateway(self, gateway: Address, metric: int = 0) -> Route:
@@ -186,6 +191,7 @@ class RouteTable:
         net = ip_network(network) if isinstance(network, str) else network
         table = self._family(net.version)
         removed = table.remove(net, gateway)
+        self.generation += 1
         if not removed:
             via = gateway if gateway is not None else "on-link"
             raise KeyError(f"no route {net} via {via}")

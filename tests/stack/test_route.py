@@ -187,3 +187,32 @@ def test_routes_listing_order(table: RouteTable) -> None:
     assert listed == ["198.18.0.0/24", "203.0.113.0/24", "198.51.100.0/22", "0.0.0.0/0",
                       "fd00::/64"]
     assert "via 198.18.0.1" in repr(table)
+
+
+def test_every_change_bumps_the_generation(table: RouteTable) -> None:
+    # The IP layer's cached frame paths stay valid while the generation is the same.
+    seen = [table.generation]
+    table.add_connected(IPv4Interface("198.18.4.1/24"))
+    seen.append(table.generation)
+    table.add_route("198.18.8.0/24", IPv4Address("198.18.4.254"))
+    seen.append(table.generation)
+    table.remove("198.18.8.0/24", IPv4Address("198.18.4.254"))
+    seen.append(table.generation)
+    table.lookup(IPv4Address("198.18.4.7"))
+    assert seen == sorted(set(seen)) and table.generation == seen[-1]
+
+
+def test_a_route_change_renews_the_cached_frame_path() -> None:
+    from tests.stack.test_interface import Wire
+
+    wire = Wire()
+    sender = wire.a.udp.bind(IPv4Address("198.18.0.1"), 40000, family=4)
+    wire.a.send_udp(sender, b"x", IPv4Address("198.18.0.2"), 7, wire.now)
+    wire.run(until=0.05)  # ARP resolved
+    ip = wire.a.ipv4
+    src, dst = int(IPv4Address("198.18.0.1")), int(IPv4Address("198.18.0.2"))
+    first = ip.path(src, dst, 6, wire.now)
+    assert first is not None and ip.path(src, dst, 6, wire.now) is first
+    wire.a.routes.add_route("198.18.9.0/24", IPv4Address("198.18.0.2"))
+    renewed = ip.path(src, dst, 6, wire.now)
+    assert renewed is not None and renewed is not first
