@@ -126,7 +126,8 @@ class IpHost:
         self.neighbors: NeighborCache[bytes] = NeighborCache(config.neighbor)
         self.reassembly = Reassembler(timeout=self.reassembly_timeout)
         self._tx = shared.tx
-        # path(): (route table generation, next hop, MAC, FramePath, destination) per (src, dst, protocol).
+        # path(): (route table generation, next hop, MAC, FramePath, destination) per
+        # (src, dst, protocol).
         self._paths: dict[tuple[int, int, int], tuple[int, IpAddress,
                                                       EthernetAddress, FramePath,
                                                       IpAddress]] = {}
