@@ -179,7 +179,8 @@ def run_demo(pcap_path: str | None = None, out: TextIO | None = None) -> int:
     say(f"to a second instance of our stack at {PEER_IP}. Nothing goes through the kernel.")
     say("Works today: codecs, devices (TAP/io_uring, AF_PACKET), ARP/NDP, IPv4/IPv6 with")
     say("fragments, ICMP, UDP datagram endpoints, TCP (create_connection/create_server,")
-    say("streams, TLS). Next: TCP at full speed (SACK recovery, RACK-TLP, CUBIC, TSO).\n")
+    say("streams, TLS; SACK/RACK-TLP/PRR recovery, CUBIC, HyStart++, TSO, PMTU). Next: a")
+    say("compiled established-state path, to beat asyncio on kernel sockets.\n")
     own_file = pcap_path is None
     if pcap_path is None:
         handle, pcap_path = tempfile.mkstemp(prefix="ethox-demo-", suffix=".pcap")
