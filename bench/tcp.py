@@ -1523,6 +1523,23 @@ def signaller(pid: int, signum: int) -> Callable[[], None]:
     return send
 
 
+def idle_under_signals(bench: Bench, path: Path, output: str,
+                       **server_options: Any) -> Sample | None:
+    """The idle phase on a fresh server that records between SIGUSR1 (connections about
+    to open) and SIGUSR2 (echo round done) into ``output``; waits (60 s at most) for
+    the file, stops the server. The idle sample, or None."""
+    server = Server(bench.server_command(path, None, **server_options))
+    try:
+        sample = bench.idle_memory(path, server, on_start=signaller(server.pid, signal.SIGUSR1),
+                                   on_done=signaller(server.pid, signal.SIGUSR2))
+        deadline = time.monotonic() + 60
+        while not os.path.exists(output) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    return sample if os.path.exists(output) else None
+
+
 def run_idle_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
     """Per ethox path: the idle phase (open ``--idle`` connections, hold, echo round on
     each) with cProfile on from right before the client starts to after the echo round,
@@ -1533,17 +1550,9 @@ def run_idle_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
         if path.kind != "ethox":
             continue
         profile_out = os.path.join(workdir, f"{path.name.replace(' ', '_')}-idle.prof")
-        server = Server(bench.server_command(path, None, profile_out))
-        try:
-            print(f"== profile idle {path.name}: {count} connections", file=sys.stderr)
-            sample = bench.idle_memory(path, server, on_start=signaller(server.pid, signal.SIGUSR1),
-                                       on_done=signaller(server.pid, signal.SIGUSR2))
-            deadline = time.monotonic() + 60
-            while not os.path.exists(profile_out) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        finally:
-            server.stop()
-        if sample is None or not os.path.exists(profile_out):
+        print(f"== profile idle {path.name}: {count} connections", file=sys.stderr)
+        sample = idle_under_signals(bench, path, profile_out, profile_out=profile_out)
+        if sample is None:
             out.append(f"### {path.name}: idle profile failed\n")
             continue
         e = sample.extra
@@ -1569,16 +1578,8 @@ def idle_allocations(bench: Bench, path: Path, workdir: str) -> list[str]:
     phase (connections held, echo round done) that were not before it, by source line,
     per connection."""
     memory_out = os.path.join(workdir, f"{path.name.replace(' ', '_')}-idle.mem")
-    server = Server(bench.server_command(path, None, memory_out=memory_out))
-    try:
-        sample = bench.idle_memory(path, server, on_start=signaller(server.pid, signal.SIGUSR1),
-                                   on_done=signaller(server.pid, signal.SIGUSR2))
-        deadline = time.monotonic() + 60
-        while not os.path.exists(memory_out) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        server.stop()
-    if sample is None or not os.path.exists(memory_out):
+    sample = idle_under_signals(bench, path, memory_out, memory_out=memory_out)
+    if sample is None:
         return ["tracemalloc of the idle phase failed", ""]
     count = bench.args.idle
     rows = []
