@@ -382,6 +382,26 @@ class OutOfOrderQueue:
         self.bytes_held += n
         return True
 
+    def overlap(self, seq: int, n: int, rcv_nxt: int) -> tuple[int, int] | None:
+        """The first part of ``n`` bytes at ``seq`` that is held already, as
+        ``(left_edge, right_edge)``, or None (for RFC 2883 §4's D-SACK of data above
+        RCV.NXT that arrived again)."""
+        ranges = self._ranges
+        if not ranges or n <= 0:
+            return None
+        d = ((seq - rcv_nxt + _HALF) & _MASK) - _HALF
+        end = d + n
+        for r in ranges:
+            start = (r.start - rcv_nxt) & _MASK
+            if start >= end:
+                return None
+            stop = start + r.length
+            if stop > d:
+                lo = start if start > d else d
+                hi = stop if stop < end else end
+                return ((rcv_nxt + lo) & _MASK, (rcv_nxt + hi) & _MASK)
+        return None
+
     def take(self, rcv_nxt: int) -> list[bytes]:
         """Pop the data now contiguous at ``rcv_nxt`` (``[]`` when there is none)."""
         self._discard_before(rcv_nxt)

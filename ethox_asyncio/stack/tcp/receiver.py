@@ -240,6 +240,13 @@ class Receiver(Tcb):
             self.stats["tcp_trimmed_to_window"] += 1
         if off:
             # Out of order: hold a copy, ACK at once with SACK (RFC 5681 §4.2, RFC 2018 §4).
+            if n and self.sack_ok and self._ooo.bytes_held:
+                # RFC 2883 §4: data held out of order arrived again: a D-SACK block
+                # first, then the block that holds it.
+                dup = self._ooo.overlap(seq, n, rcv_nxt)
+                if dup is not None:
+                    self._dsack = dup
+                    self.stats["tcp_dsack_sent"] += 1
             if n and not self._ooo.add(seq, payload, rcv_nxt):
                 self.stats["tcp_ooo_dropped"] += 1
             if fin:

@@ -2,7 +2,8 @@
 
 The receiver reports data that arrived again as the first SACK block of the ACK it
 sends at once (§4): a segment wholly before RCV.NXT, or the old part of one that
-overlaps it; once, and only when SACK was negotiated. The sender recognises a
+overlaps it, or data held out of order (then the block that holds it comes second);
+once, and only when SACK was negotiated. The sender recognises a
 D-SACK (a first block below the cumulative ACK, or inside the second block, §4) and
 counts it: the evidence of a needless retransmission that undo schemes use.
 """
@@ -50,6 +51,19 @@ def test_a_duplicate_comes_first_and_the_holes_after_it() -> None:
     recv_one(conn, 1.0)
     send(conn, seg(r(1), l(1), payload=b"a" * 100), 1.1)
     check(recv_one(conn, 1.1), ack=r(101), sack_blocks=((r(1), r(101)), (r(201), r(301))))
+
+
+def test_a_duplicate_of_data_held_out_of_order_is_reported_before_its_block() -> None:
+    # RFC 2883 §4: data above RCV.NXT that arrives again: the D-SACK block first (only
+    # the duplicated part), then the SACK block that holds it.
+    conn = established(sack=True)
+    send(conn, seg(r(101), l(1), payload=b"b" * 100), 1.0)  # a hole at r(1)
+    check(recv_one(conn, 1.0), ack=r(1), sack_blocks=((r(101), r(201)),))
+    send(conn, seg(r(151), l(1), payload=b"x" * 100), 1.1)  # 50 held again, 50 new
+    check(recv_one(conn, 1.1), ack=r(1), sack_blocks=((r(151), r(201)), (r(101), r(251))))
+    assert conn.stats["tcp_dsack_sent"] == 1
+    send(conn, seg(r(301), l(1), payload=b"z" * 10), 1.2)  # new data only: no D-SACK
+    check(recv_one(conn, 1.2), ack=r(1), sack_blocks=((r(301), r(311)), (r(101), r(251))))
 
 
 def test_no_dsack_without_sack_permitted() -> None:
