@@ -125,6 +125,11 @@ class TcpConfig:
     # tcp_base_mss = 1024 (RFC 4821 §7.7 without the probing back up). 0: off.
     blackhole_mss: int = 1024
     blackhole_timeouts: int = 3
+    # How long the black-hole clamp holds before full-sized segments are tried again
+    # (Linux net.ipv4.tcp_probe_interval = 600 s; RFC 4821 §7.7 asks to raise the size
+    # again): a path that was only lossy gets its MSS back, a real black hole is found
+    # again by the same timeouts. 0: the clamp is kept for good.
+    blackhole_retry: float = 600.0
 
     def __post_init__(self) -> None:
         if self.mss is not None:
@@ -159,6 +164,7 @@ class TcpConfig:
         if self.blackhole_mss:
             _int(self, "blackhole_mss", MIN_MSS, MAX_MSS)
         _int(self, "blackhole_timeouts", 1, 255)
+        _float(self, "blackhole_retry", 0.0, None)
 
     def window_shift(self) -> int:
         """Smallest shift with ``recv_buffer >> shift <= 65535`` (RFC 7323 §2.3)."""

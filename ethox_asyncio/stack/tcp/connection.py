@@ -291,6 +291,7 @@ class TcpConnection(Sender):
         if mss_limit >= self.mss_limit or state is _S.CLOSED or state is _S.TIME_WAIT:
             return False
         self.mss_limit = mss_limit
+        self._blackhole_limit = 0  # the path's MTU is known now: no clamp to undo
         old = self.smss
         self._set_mss_from_limit()
         self.stats["tcp_pmtu_lowered"] += 1

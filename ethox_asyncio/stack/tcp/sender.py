@@ -62,7 +62,8 @@ Contract:
   first at once and the rest as the window grows again — go-back-N without what the
   peer holds. The
   ``blackhole_timeouts``-th timeout in a row lowers the MSS limit to
-  ``blackhole_mss`` (PMTU black hole, RFC 4821 §7.7, as Linux tcp_mtu_probing). The connection
+  ``blackhole_mss`` (PMTU black hole, RFC 4821 §7.7, as Linux tcp_mtu_probing), for
+  ``blackhole_retry`` seconds (then full size is tried again). The connection
   fails after ``retries2`` timeouts without progress (``syn_retries`` /
   ``synack_retries`` in the handshake), with ``TimeoutError``, or with the last
   soft ICMP error as Linux reports it. While the peer's window is zero the
@@ -223,6 +224,9 @@ class Sender(Receiver):
         return out
 
     def _output_synchronized(self, now: float, budget: int, out: list[Segment]) -> None:
+        if self._blackhole_limit and self.config.blackhole_retry \
+                and now - self._blackhole_at >= self.config.blackhole_retry:
+            self._end_blackhole_clamp()
         sndbuf = self._sndbuf
         buf_len = len(sndbuf)
         sb = self.sb
@@ -363,6 +367,14 @@ class Sender(Receiver):
             self._after_send(now)
         elif window_blocked and self.snd_max == self.snd_una and self.persist_at is None:
             self.persist_at = now + self._persist_interval()
+
+    def _end_blackhole_clamp(self) -> None:
+        """``blackhole_retry`` after the clamp: full-sized segments again (RFC 4821
+        §7.7); should the path still drop them, the same timeouts clamp it again."""
+        self.mss_limit = self._blackhole_limit
+        self._blackhole_limit = 0
+        self._set_mss_from_limit()
+        self.stats["tcp_pmtu_blackhole_retried"] += 1
 
     def _send_one(self, now: float, buf_len: int, out: list[Segment]) -> bool:
         """The loop of :meth:`_output_synchronized` for its most common case, a request
@@ -871,6 +883,8 @@ class Sender(Receiver):
                     and self.mss_limit > config.blackhole_mss:
                 # PMTU black hole (RFC 4821 §7.7, Linux tcp_mtu_probing): smaller
                 # segments from the go-back-N below on.
+                self._blackhole_limit = self.mss_limit
+                self._blackhole_at = now
                 self.mss_limit = config.blackhole_mss
                 self._set_mss_from_limit()
                 self.stats["tcp_pmtu_blackhole"] += 1

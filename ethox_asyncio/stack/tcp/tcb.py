@@ -101,6 +101,8 @@ class Tcb:
 
     __slots__ = (
         "_ack_now",
+        "_blackhole_at",
+        "_blackhole_limit",
         "_challenge_count",
         "_challenge_start",
         "_ctl_out",
@@ -279,6 +281,8 @@ class Tcb:
         self.sb = Scoreboard((iss + 1) & MASK32)
         self.prr = Prr()
         self._tlp_due = False  # the probe timeout fired: send a probe
+        self._blackhole_limit = 0  # mss_limit before a black-hole clamp; 0: none
+        self._blackhole_at = 0.0
         self._tlp_high: int | None = None  # TLP.end_seq of the outstanding probe
         self._tlp_retrans = False  # that probe was a retransmission
         self._reo_wnd_mult = 1  # RFC 8985 §6.2 step 4

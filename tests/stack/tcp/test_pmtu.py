@@ -77,6 +77,28 @@ def test_three_timeouts_in_a_row_cut_segments_to_the_black_hole_mss() -> None:
     assert conn.stats["tcp_pmtu_blackhole"] == 1
 
 
+def test_full_sized_segments_are_tried_again_after_blackhole_retry() -> None:
+    # RFC 4821 §7.7 / Linux tcp_probe_interval: the clamp is not for good.
+    conn = established(config(blackhole_retry=600.0))
+    conn.send(bytes(4 * MSS))
+    data_lengths(conn, 0.0)
+    now = 0.0
+    for _ in range(3):
+        assert conn.rto_at is not None
+        now = conn.rto_at
+        conn.on_timer(now)
+        data_lengths(conn, now)
+    clamped_at = now
+    assert conn.smss == 1024
+    conn.on_segment(seg(r(1), conn.snd_max), now + 0.1)  # everything arrives
+    conn.send(bytes(2 * MSS))
+    assert data_lengths(conn, clamped_at + 599.0)[0] == 1024
+    conn.on_segment(seg(r(1), conn.snd_max), clamped_at + 599.1)
+    conn.send(bytes(2 * MSS))
+    assert data_lengths(conn, clamped_at + 600.0)[0] == MSS and conn.smss == MSS
+    assert conn.stats["tcp_pmtu_blackhole_retried"] == 1
+
+
 def test_the_black_hole_fallback_can_be_turned_off() -> None:
     conn = established(config(blackhole_mss=0))
     conn.send(bytes(4 * MSS))
