@@ -362,9 +362,9 @@ class TcpConnection(Sender):
         if self.ts_ok and seg.ts_ecr:
             delta = (self._ts_now(now) - seg.ts_ecr) & MASK32
             if delta < HALF32:
-                self.rtt.sample(delta / 1000.0)
+                self.rtt.sample(delta / 1000.0, now)
         elif self._rtt_seq is not None and self._retries == 0:
-            self.rtt.sample(now - self._rtt_at)
+            self.rtt.sample(now - self._rtt_at, now)
         self._rtt_seq = None
         if self._retries:
             self.rtt.fallback()  # RFC 6298 §5.7 (only without an RTT sample)

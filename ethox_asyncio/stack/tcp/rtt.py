@@ -34,6 +34,8 @@ __all__ = ["RttEstimator"]
 _ALPHA = 0.125
 _BETA = 0.25
 _K = 4.0
+# RACK.min_RTT is the minimum of this many seconds of samples (Linux tcp_min_rtt_wlen).
+MIN_RTT_WINDOW = 300.0
 # RFC 6298 §5.7: after the SYN timed out with no RTT sample, restart at 3 s
 # (Linux TCP_TIMEOUT_FALLBACK).
 _FALLBACK_RTO = 3.0
@@ -46,13 +48,18 @@ class RttEstimator:
         "_backoffs",
         "_base_rto",
         "_granularity",
+        "_min_at",
         "_min_rtt",
         "_rto",
         "_rto_max",
         "_rto_min",
         "_rto_min_on_variance",
         "_rttvar",
+        "_second_at",
+        "_second_rtt",
         "_srtt",
+        "_third_at",
+        "_third_rtt",
     )
 
     def __init__(
@@ -76,7 +83,11 @@ class RttEstimator:
         self._rto_min_on_variance = rto_min_on_variance
         self._srtt: float | None = None
         self._rttvar: float | None = None
-        self._min_rtt = float("inf")
+        # The minimum over the last MIN_RTT_WINDOW seconds: the best, second and third
+        # best samples of the window with their times (a running-minimum filter as
+        # Linux's win_minmax: a newer, larger sample takes over when the best expires).
+        self._min_rtt = self._second_rtt = self._third_rtt = float("inf")
+        self._min_at = self._second_at = self._third_at = 0.0
         # RFC 6298 §2.1: "Until a round-trip time (RTT) measurement has been made
         # ... the sender SHOULD set RTO <- 1 second" (rto_initial).
         self._base_rto = self._clamp(rto_initial)
@@ -99,10 +110,42 @@ class RttEstimator:
 
     @property
     def min_rtt(self) -> float:
-        """The smallest sample so far (RACK's min_RTT, RFC 8985 §6.2 step 1), ``inf``
-        before the first. Not windowed (Linux keeps the minimum of 5 minutes): a path
-        whose RTT grows keeps its old minimum, which only narrows RACK's window."""
+        """The smallest sample of the last :data:`MIN_RTT_WINDOW` seconds (RACK's
+        min_RTT, RFC 8985 §6.2 step 1; Linux tcp_min_rtt_wlen = 300 s), ``inf`` before
+        the first."""
         return self._min_rtt
+
+    def _update_min(self, rtt: float, now: float) -> None:
+        """Running minimum over a window with three samples (best, 2nd, 3rd best):
+        a sample at or below the best, or a window with nothing left, restarts it;
+        otherwise the sample may replace the 2nd/3rd best, and the best expires to them
+        as the window moves on (quarter and half window rules keep them spread)."""
+        window = MIN_RTT_WINDOW
+        if rtt <= self._min_rtt or now - self._third_at > window:
+            self._min_rtt = self._second_rtt = self._third_rtt = rtt
+            self._min_at = self._second_at = self._third_at = now
+            return
+        if rtt <= self._second_rtt:
+            self._second_rtt = self._third_rtt = rtt
+            self._second_at = self._third_at = now
+        elif rtt <= self._third_rtt:
+            self._third_rtt = rtt
+            self._third_at = now
+        age = now - self._min_at
+        if age > window:
+            # The best expired: the others move up, this sample comes in last.
+            self._min_rtt, self._min_at = self._second_rtt, self._second_at
+            self._second_rtt, self._second_at = self._third_rtt, self._third_at
+            self._third_rtt, self._third_at = rtt, now
+            if now - self._min_at > window:
+                self._min_rtt, self._min_at = self._second_rtt, self._second_at
+                self._second_rtt, self._second_at = rtt, now
+        elif self._second_at == self._min_at and age > window / 4:
+            self._second_rtt = self._third_rtt = rtt
+            self._second_at = self._third_at = now
+        elif self._third_at == self._second_at and age > window / 2:
+            self._third_rtt = rtt
+            self._third_at = now
 
     @property
     def rttvar(self) -> float | None:
@@ -124,12 +167,16 @@ class RttEstimator:
         """How many times :meth:`backoff` ran since the last sample or reset."""
         return self._backoffs
 
-    def sample(self, rtt: float) -> None:
-        """Feed one RTT measurement (seconds); see the module docstring for Karn's rule."""
+    def sample(self, rtt: float, now: float = 0.0) -> None:
+        """Feed one RTT measurement (seconds) taken at ``now``; see the module docstring
+        for Karn's rule."""
         if rtt < 0.0:
             return
-        if rtt < self._min_rtt:
-            self._min_rtt = rtt
+        if rtt <= self._min_rtt:
+            self._min_rtt = self._second_rtt = self._third_rtt = rtt
+            self._min_at = self._second_at = self._third_at = now
+        else:
+            self._update_min(rtt, now)
         srtt = self._srtt
         rttvar = self._rttvar
         if srtt is None or rttvar is None:

@@ -572,7 +572,7 @@ class Sender(Receiver):
             self._rtt_seq = None
         sb = self.sb
         if sample is not None:
-            self.rtt.sample(sample)
+            self.rtt.sample(sample, now)
         sb.min_rtt = self.rtt.min_rtt  # RACK.min_RTT (RFC 8985 §6.2 step 1), handshake's too
         cc = self.cc
         cc.observe_ack(ack, self.snd_nxt, sample, now)

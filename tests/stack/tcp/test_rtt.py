@@ -146,3 +146,20 @@ def test_rto_stays_within_bounds(samples: list[float]) -> None:
         assert est.srtt is not None and est.rttvar is not None
         assert min(samples) - 1e-9 <= est.srtt <= max(samples) + 1e-9
         assert est.rto >= min(est.srtt, 120.0)
+
+
+def test_min_rtt_is_the_minimum_of_the_last_five_minutes() -> None:
+    # RACK.min_RTT (RFC 8985 §6.2 step 1) as Linux keeps it (tcp_min_rtt_wlen = 300 s).
+    est = RttEstimator()
+    assert est.min_rtt == float("inf")
+    est.sample(0.100, 0.0)
+    est.sample(0.200, 100.0)
+    assert est.min_rtt == 0.100
+    est.sample(0.150, 200.0)
+    assert est.min_rtt == 0.100  # still inside the window
+    est.sample(0.300, 350.0)
+    assert est.min_rtt == 0.150  # 0.100 expired; the best sample of the window is next
+    est.sample(0.300, 900.0)
+    assert est.min_rtt == 0.300  # nothing left in the window: the new sample
+    est.sample(0.050, 901.0)
+    assert est.min_rtt == 0.050  # a new best at once
