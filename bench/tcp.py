@@ -908,15 +908,20 @@ def start_capture(netns: str, device: str, out_file: str) -> subprocess.Popen[by
     return process
 
 
+def interrupt(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGINT (tcpdump and strace write what they have), then kill after ``timeout``."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def stop_capture(process: subprocess.Popen[bytes]) -> None:
     time.sleep(0.2)
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        interrupt(process, 10)
     if process.stderr is not None:
         process.stderr.close()
 
@@ -1621,12 +1626,7 @@ def idle_waits(bench: Bench, path: Path, workdir: str) -> list[str]:
 
     def stop() -> None:
         if tracer is not None:
-            tracer.send_signal(signal.SIGINT)
-            try:
-                tracer.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                tracer.kill()
-                tracer.wait(timeout=10)
+            interrupt(tracer, 30)
 
     try:
         sample = bench.idle_memory(path, server, on_start=start, on_done=stop)
@@ -1683,12 +1683,7 @@ def measure_syscalls(bench: Bench, phase: str, path: Path, server: Server, pin: 
         time.sleep(0.5)  # strace attaches
         sample = bench.measure(phase, path, server, pin, 3, record_as="profile-strace")
     finally:
-        tracer.send_signal(signal.SIGINT)  # detach: strace writes its summary
-        try:
-            tracer.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            tracer.kill()
-            tracer.wait(timeout=10)
+        interrupt(tracer, 30)  # detach: strace writes its summary
     if sample is None or not os.path.exists(out_file):
         return None
     calls: dict[str, int] = {}

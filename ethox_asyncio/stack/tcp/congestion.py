@@ -481,15 +481,12 @@ class Cubic(NewReno):
         self._acked = 0
 
     def on_rto(self, flight_size: int, repeated: bool = False) -> None:
-        # §4.8: a timeout is a congestion event (unless the segment timed out before)
-        # and restarts slow start from one segment, a standard one (RFC 9406 §4.3).
-        if self._hs_phase > _HS_DONE:
-            self._hs_phase = _HS_DONE
-        if not repeated:
-            self._halve(flight_size)
-        self.cwnd = self.mss
+        # §4.8: a timeout is a congestion event (unless the segment timed out before:
+        # Reno's rule, with CUBIC's _halve) and restarts slow start from one segment, a
+        # standard one (RFC 9406 §4.3); the next ACK in congestion avoidance starts a
+        # new epoch.
+        super().on_rto(flight_size, repeated)
         self._epoch = None
-        self._acked = 0
 
     def on_idle(self, idle: float, rto: float) -> None:
         super().on_idle(idle, rto)
