@@ -5,7 +5,8 @@ Contract:
   sequence space (a TSO super-segment is one record; a FIN is counted in the record
   it ends), covering SND.UNA .. SND.MAX contiguously and in sequence order. A
   record is split when a SACK block or a retransmission covers part of it (Linux
-  ``tcp_fragment``). Each carries the time of its last transmission (RACK's
+  ``tcp_fragment``); SACK blocks split at most up to two records per MSS in flight
+  (+16), so a peer cannot grow it or the work per ACK without bound. Each carries the time of its last transmission (RACK's
   ``xmit_ts``) and state bits: :data:`SACKED`, :data:`LOST`, :data:`RETRANS` (a
   retransmission of it is in flight) and :data:`EVER_RETRANS`.
 - Byte counters, kept exact on every state change: ``sacked_out``, ``lost_out``,
@@ -211,13 +212,21 @@ class Scoreboard:
         self.una = ack & MASK32
         return delivered
 
-    def sack(self, blocks: tuple[tuple[int, int], ...], snd_max: int, now: float) -> int:
-        """Mark the SACK blocks (RFC 2018 §3); the bytes newly SACKed."""
+    def sack(self, blocks: tuple[tuple[int, int], ...], snd_max: int, now: float,
+             smss: int = 1) -> int:
+        """Mark the SACK blocks (RFC 2018 §3); the bytes newly SACKed.
+
+        Records are split where a block edge falls inside one, but never beyond two per
+        ``smss`` bytes in flight (+16): a peer whose blocks cut the flight into tiny
+        pieces (the "SACK panic" of CVE-2019-11477/-11478) cannot grow the scoreboard,
+        and the work per ACK, past what real segments need. A record the cap keeps
+        whole is left un-SACKed: at worst it is sent again."""
         segs = self.segments
         if not segs:
             return 0
         una = self.una
         limit = (snd_max - una) & MASK32
+        cap = 2 * (limit // (smss if smss > 0 else 1)) + 16
         newly = 0
         if len(blocks) > 1:
             # In sequence order (receivers put the newest block first, RFC 2018 §4), so
@@ -242,10 +251,13 @@ class Scoreboard:
                     i += 1
                     continue
                 if start_off < lo:  # the block starts inside: keep the first part as is
-                    self._split(i, (una + lo) & MASK32)
+                    if len(segs) < cap:
+                        self._split(i, (una + lo) & MASK32)
                     i += 1
                     continue
                 if ((rec.end - una) & MASK32) > hi:
+                    if len(segs) >= cap:
+                        break  # the block ends inside a record the cap keeps whole
                     self._split(i, (una + hi) & MASK32)
                 newly += (rec.end - rec.start) & MASK32
                 self._delivered(rec, now)

@@ -639,7 +639,7 @@ class Sender(Receiver):
                 self.stats["tcp_dsack_received"] += 1
                 dsack_end = first[1]
                 self._on_dsack()
-            newly_sacked = sb.sack(blocks, self.snd_max, now)
+            newly_sacked = sb.sack(blocks, self.snd_max, now, self.smss)
             delivered += newly_sacked
         if self._tlp_high is not None:
             self._tlp_ack(ack, dsack_end, restart, newly_sacked, dupack)

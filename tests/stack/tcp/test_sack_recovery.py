@@ -350,3 +350,28 @@ def test_a_fin_held_out_of_order_extends_the_block_of_its_data() -> None:
     send(conn, seg(r(101), l(1), "F", b"z" * 50), 1.0)
     [dupack] = recv(conn, 1.0)
     check(dupack, ack=r(1), sack_blocks=((r(101) & 0xFFFFFFFF, r(152) & 0xFFFFFFFF),))
+
+
+# -- bad input ------------------------------------------------------------------------
+
+
+def test_sack_blocks_cutting_the_flight_into_bytes_cannot_grow_the_scoreboard() -> None:
+    # CVE-2019-11477/-11478 style: every ACK SACKs other one-byte ranges. The records
+    # stay within two per MSS in flight (+16), nothing raises, and the counters hold.
+    conn = ten_in_flight(tlp=False)
+    now = 1.1
+    most = 0
+    for k in range(300):
+        base = seq_of(2) + 7 * k
+        blocks = tuple(((base + 3 * j) & 0xFFFFFFFF, (base + 3 * j + 1) & 0xFFFFFFFF)
+                       for j in range(4))
+        sack_ack(conn, now, *blocks)  # checks the scoreboard's invariants each time
+        recv(conn, now)
+        flight = (conn.snd_max - conn.snd_una) & 0xFFFFFFFF
+        assert len(conn.sb.segments) <= 2 * (flight // MSS) + 16
+        most = max(most, len(conn.sb.segments))
+        now += 0.0001
+    assert most > 20  # the blocks did cut records, up to the cap
+    send(conn, seg(r(1), conn.snd_max), now)  # everything sent is acknowledged at last
+    assert not conn.sb.segments and conn.send_buffered == 30 * MSS - (
+        (conn.snd_max - seq_of(1)) & 0xFFFFFFFF)
