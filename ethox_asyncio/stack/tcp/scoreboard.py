@@ -6,9 +6,10 @@ Contract:
   it ends), covering SND.UNA .. SND.MAX contiguously and in sequence order. A
   record is split when a SACK block or a retransmission covers part of it (Linux
   ``tcp_fragment``); SACK blocks split at most up to two records per MSS in flight
-  (+16), so a peer cannot grow it or the work per ACK without bound. Each carries the time of its last transmission (RACK's
-  ``xmit_ts``) and state bits: :data:`SACKED`, :data:`LOST`, :data:`RETRANS` (a
-  retransmission of it is in flight) and :data:`EVER_RETRANS`.
+  (+16), so a peer cannot grow it or the work per ACK without bound. Each carries
+  the time of its last transmission (RACK's ``xmit_ts``) and state bits:
+  :data:`SACKED`, :data:`LOST`, :data:`RETRANS` (a retransmission of it is in
+  flight) and :data:`EVER_RETRANS`.
 - Byte counters, kept exact on every state change: ``sacked_out``, ``lost_out``,
   ``retrans_out`` and ``lost_pending`` (lost and not yet retransmitted). RFC 6675's
   ``pipe`` is :meth:`pipe` — flight − SACKed − lost + retransmitted, Linux's
