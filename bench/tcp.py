@@ -1414,7 +1414,7 @@ def run_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
             continue
         profile_out = os.path.join(workdir, f"{path.name.replace(' ', '_')}.prof")
         server = Server(bench.server_command(path, server_cpus, profile_out))
-        spy_text = ""
+        spy_text = perf_text = ""
         try:
             print(f"== profile {phase} {path.name} ({pin_label(pin)})", file=sys.stderr)
             bench.warm(path, server, pin)
@@ -1425,6 +1425,8 @@ def run_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
             split = [b - a for a, b in zip(split0, server.cpu_split(), strict=True)]
             syscalls = measure_syscalls(bench, phase, path, server, pin, workdir) \
                 if shutil.which("strace") else None
+            perf_text = measure_perf(bench, phase, path, server, pin, workdir, args.top) \
+                if shutil.which("perf") else ""
             os.kill(server.pid, signal.SIGUSR1)
             time.sleep(0.2)
             profiled = bench.measure(phase, path, server, pin, 1, record_as="profile-cprofile")
@@ -1487,6 +1489,8 @@ def run_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
                    f"{total_calls / ops:,.0f} Python function calls per {unit}; "
                    f"profiled time {1e6 * total_tt / ops:,.1f} µs per {unit}")
         out.append("")
+        if perf_text:
+            out.append(perf_text)
         out.extend(profile_tables(rows, total_tt, ops, unit, args.top))
         if spy_text:
             out.append(spy_text)
@@ -1694,6 +1698,37 @@ def measure_syscalls(bench: Bench, phase: str, path: Path, server: Server, pin: 
             if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
                 calls[fields[-1]] = int(fields[3])
     return calls, sample.ops
+
+
+def measure_perf(bench: Bench, phase: str, path: Path, server: Server, pin: str,
+                 workdir: str, top: int) -> str:
+    """Where the server's CPU goes, kernel included, during one run of ``phase``:
+    ``perf record`` (cycles sampled at 4 kHz, every thread of ``server``), summarised
+    by object (the kernel, the interpreter, uvloop, our compiled helpers, libc) and by
+    symbol. Python functions all show as the interpreter's C (3.11 has no perf
+    trampoline); cProfile's tables split that part."""
+    data = os.path.join(workdir, f"{path.name.replace(' ', '_')}.perf")
+    recorder = subprocess.Popen(["perf", "record", "-q", "-F", "4000", "-p", str(server.pid),
+                                 "-o", data], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)  # perf attaches
+        sample = bench.measure(phase, path, server, pin, 4, record_as="profile-perf")
+    finally:
+        interrupt(recorder, 30)  # perf writes its file on SIGINT
+    if sample is None or not os.path.exists(data):
+        return "perf record failed\n"
+    out = ["Server CPU by object and by symbol (perf record, its own run; % of samples):", ""]
+    for sort, rows in (("dso", 8), ("dso,sym", top)):
+        report = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                 "--sort", sort, "--percent-limit", "0.5"],
+                                capture_output=True, text=True, timeout=120, check=False)
+        lines = [line.rstrip() for line in report.stdout.splitlines()
+                 if line.strip() and not line.lstrip().startswith("#")]
+        out.append("```")
+        out.extend(lines[:rows])
+        out.append("```")
+    return "\n".join(out) + "\n"
 
 
 def stack_origin() -> str:
