@@ -107,6 +107,21 @@ class TcpConfig:
     # PTO (about 2·SRTT) after the last send, so a lost tail is repaired by fast
     # recovery instead of a retransmission timeout. Needs ``rack``.
     tlp: bool = True
+    # Proportional Rate Reduction (RFC 6937) sets cwnd in fast recovery, with SACK
+    # and without, as Linux does (tcp_cwnd_reduction); without SACK each duplicate
+    # ACK counts as a segment that left the network (Linux's SACK emulation for
+    # Reno peers, which also lets new data go on the first two, RFC 3042). False:
+    # the RFCs' classic windows, cwnd = ssthresh in SACK recovery (RFC 6675 §5
+    # step 4.2) and NewReno's window inflation without SACK (RFC 5681 §3.2,
+    # RFC 6582 §3.2).
+    prr: bool = True
+    # Spurious retransmission timeouts (net.ipv4.tcp_frto = 2): after a timeout, an
+    # ACK that echoes a timestamp older than the retransmission (Eifel detection,
+    # RFC 3522) or that covers data never retransmitted (F-RTO, RFC 5682, SACK-enhanced
+    # with SACK: new data goes after the first ACK instead of more retransmissions) shows
+    # that nothing was lost, and the timeout's reduction is undone (Linux
+    # tcp_try_undo_loss). False: every timeout is go-back-N in slow start.
+    frto: bool = True
     # RFC 5961 §7 challenge ACKs per second, net.ipv4.tcp_challenge_ack_limit.
     # 1000 is Linux 4.7-5.19's default; since 6.0 the host-wide limit defaults
     # to INT_MAX (disabled: it was a side channel, CVE-2016-5696) and only the
@@ -147,7 +162,7 @@ class TcpConfig:
         _float(self, "delayed_ack_max", 0.0, 0.5, low_open=True)  # RFC 5681 §4.2
         _float(self, "delayed_ack", 0.0, self.delayed_ack_max, low_open=True)
         for name in ("nagle", "keepalive", "sack", "timestamps", "window_scaling", "hystart",
-                     "rack", "tlp"):
+                     "rack", "tlp", "prr", "frto"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TcpConfig.{name} must be a bool, got {getattr(self, name)!r}")
         # Linux MAX_TCP_KEEPIDLE / MAX_TCP_KEEPINTVL = 32767 s, MAX_TCP_KEEPCNT = 127.

@@ -29,6 +29,12 @@ Contract:
   first un-SACKed segment: three duplicate ACKs without SACK information, RFC 5681
   §3.2 / RFC 6582 partial ACKs) and :meth:`mark_all_lost` (a retransmission
   timeout, RFC 6675 §5.1 / RFC 8985 §6.3).
+- Without SACK (PRR's pipe, Linux's "reno SACK" emulation): :meth:`dupack` counts
+  each duplicate ACK as one segment that left the network (``dupack_out`` bytes,
+  bounded so a hole is always left, Linux ``tcp_add_reno_sack`` /
+  ``tcp_limit_reno_sacked``), and :meth:`dupack_acked` takes back, on a cumulative
+  ACK, what it covers beyond its first segment (``tcp_remove_reno_sacks``). ``pipe``
+  subtracts ``dupack_out`` as it does SACKed bytes.
 - :meth:`next_lost` finds what to retransmit (RFC 6675 §4 NextSeg rule 1: the
   first lost, un-SACKed segment not yet retransmitted); :meth:`on_retransmit`
   records that it was.
@@ -88,9 +94,9 @@ class SentSegment:
 class Scoreboard:
     """See the module contract."""
 
-    __slots__ = ("fack", "lost_out", "lost_pending", "min_rtt", "rack_end", "rack_rtt",
-                 "rack_xmit", "reordering_seen", "retrans_out", "sacked_out", "segments",
-                 "una")
+    __slots__ = ("dupack_out", "fack", "lost_out", "lost_pending", "min_rtt", "rack_end",
+                 "rack_rtt", "rack_xmit", "reordering_seen", "retrans_out", "sacked_out",
+                 "segments", "una")
 
     def __init__(self, una: int) -> None:
         self.segments: list[SentSegment] = []
@@ -99,6 +105,7 @@ class Scoreboard:
         self.lost_out = 0
         self.retrans_out = 0
         self.lost_pending = 0
+        self.dupack_out = 0  # bytes duplicate ACKs stand for, without SACK
         # RACK (RFC 8985 §6.1): the most recently sent segment delivered.
         self.rack_xmit = -1.0  # RACK.xmit_ts; -1: none yet
         self.rack_end = una & MASK32  # RACK.end_seq
@@ -116,7 +123,33 @@ class Scoreboard:
 
     def pipe(self, flight: int) -> int:
         """RFC 6675 pipe: ``flight`` (SND.MAX − SND.UNA) less what left the network."""
-        return flight - self.sacked_out - self.lost_out + self.retrans_out
+        return flight - self.sacked_out - self.dupack_out - self.lost_out + self.retrans_out
+
+    def dupack(self, flight: int, smss: int) -> int:
+        """A duplicate ACK from a peer that does not SACK: one more segment has left the
+        network (RFC 6937 §3 without SACK, Linux ``tcp_add_reno_sack``); bounded so that
+        ``dupack_out`` leaves at least the lost bytes (or one segment) as the hole
+        (``tcp_limit_reno_sacked``). Returns the bytes credited (DeliveredData)."""
+        hole = self.lost_out if self.lost_out > smss else smss
+        room = flight - hole - self.dupack_out
+        credit = smss if smss < room else (room if room > 0 else 0)
+        self.dupack_out += credit
+        return credit
+
+    def dupack_acked(self, acked: int, smss: int, flight: int) -> int:
+        """A cumulative ACK of ``acked`` new bytes, ``flight`` left after it: all of it
+        but its first segment was already credited by duplicate ACKs, as far as they
+        reach (Linux ``tcp_remove_reno_sacks``). Returns the bytes newly delivered."""
+        used = acked - smss
+        if used > self.dupack_out:
+            used = self.dupack_out
+        if used > 0:
+            self.dupack_out -= used
+            acked -= used
+        hole = self.lost_out if self.lost_out > smss else smss
+        if self.dupack_out > flight - hole:
+            self.dupack_out = flight - hole if flight > hole else 0
+        return acked
 
     # -- bookkeeping ---------------------------------------------------------------
 
@@ -305,6 +338,40 @@ class Scoreboard:
         # A retransmission that is lost again leaves the network too (RFC 8985 §6.2).
         self._set(rec, (rec.state & EVER_RETRANS) | LOST)
 
+    def unmark_lost(self) -> None:
+        """The losses marked were not (a spurious timeout undone): no record is lost any
+        more; retransmissions stay counted in flight (Linux ``tcp_undo_cwnd_reduction``
+        with ``unmark_loss``)."""
+        for rec in self.segments:
+            if rec.state & LOST:
+                self._set(rec, rec.state & ~LOST)
+
+    def acks_original(self, ack: int, blocks: tuple[tuple[int, int], ...], high: int) -> bool:
+        """Whether the cumulative ``ack`` or the SACK ``blocks`` newly cover data sent
+        before ``high`` and never retransmitted: the originals arrived, so a timeout's
+        retransmission was not needed (RFC 5682 §3 step 3b, Linux
+        ``FLAG_ORIG_SACK_ACKED``). Call it before :meth:`cumulative_ack` and :meth:`sack`
+        apply them."""
+        una = self.una
+        upto = (ack - una) & MASK32
+        if upto >= HALF32:
+            upto = 0
+        limit = (high - una) & MASK32
+        spans = [((a - una) & MASK32, (b - una) & MASK32) for a, b in blocks]
+        for rec in self.segments:
+            start = (rec.start - una) & MASK32
+            end = (rec.end - una) & MASK32
+            if end > limit or start >= limit:
+                break  # sent after the timeout
+            if rec.state & (SACKED | EVER_RETRANS):
+                continue
+            if start < upto:
+                return True
+            for left, right in spans:
+                if left < end and start < right and left < right:
+                    return True
+        return False
+
     def mark_head_lost(self) -> bool:
         """The first un-SACKed record is lost; True if it was not marked before."""
         for rec in self.segments:
@@ -318,7 +385,9 @@ class Scoreboard:
     def mark_all_lost(self, *, forget_sacks: bool) -> None:
         """A retransmission timeout: everything not SACKED is lost, retransmissions too
         (RFC 6675 §5.1, RFC 8985 §6.3). ``forget_sacks``: SACKed records too (RFC 2018
-        §8: the receiver may have discarded them)."""
+        §8: the receiver may have discarded them). What duplicate ACKs stood for is lost
+        too (Linux ``tcp_enter_loss``: ``tcp_reset_reno_sack``)."""
+        self.dupack_out = 0
         for rec in self.segments:
             if forget_sacks or not rec.state & SACKED:
                 self._mark_lost(rec)
@@ -389,3 +458,6 @@ class Scoreboard:
             assert at == snd_max & MASK32, (at, snd_max)
         assert counters == [self.sacked_out, self.lost_out, self.retrans_out,
                             self.lost_pending], (counters, self)
+        flight = (at - snd_una) & MASK32
+        assert self.dupack_out >= 0, self
+        assert not self.dupack_out or self.dupack_out + max(self.lost_out, 1) <= flight, self

@@ -41,8 +41,12 @@ Contract:
   ACK is below ``recover``, RFC 6582 §3.2 step 2): the controller's reduction, then
   PRR (RFC 6937, :mod:`.prr`) sets cwnd = pipe + sndcnt on every ACK, and the full
   ACK leaves with cwnd = ssthresh. Without SACK: NewReno (RFC 5681 §3.2, RFC 6582):
-  three duplicate ACKs mark the first segment lost, window inflation, partial ACKs
-  mark the next one lost. When every retransmission of an episode is D-SACKed, the
+  three duplicate ACKs mark the first segment lost, partial ACKs mark the next one
+  lost; PRR sets cwnd here too, each duplicate ACK counted as a segment delivered
+  (the scoreboard's ``dupack_out``, Linux's SACK emulation, which also sends new
+  data on the first two as RFC 3042 would). ``TcpConfig.prr = False`` gives the
+  RFCs' classic windows instead: cwnd = ssthresh with SACK (RFC 6675 §5), window
+  inflation without. When every retransmission of an episode is D-SACKed, the
   reduction is undone (RFC 2883 §5, Linux ``tcp_try_undo_dsack``).
 - :meth:`Sender._on_new_ack` and :meth:`Sender._update_window` are also called by
   header prediction (``TcpConnection._predict``) with a reused scratch record: they
@@ -60,7 +64,13 @@ Contract:
   SACKed lost (RFC 6675 §5.1, RFC 8985 §6.3; SACK marks are forgotten too when the
   peer seems to have reneged or the timeout repeats, RFC 2018 §8), retransmit the
   first at once and the rest as the window grows again — go-back-N without what the
-  peer holds. The
+  peer holds. A spurious timeout is undone (``TcpConfig.frto``, Linux
+  ``tcp_try_undo_loss``: nothing lost, cwnd and ssthresh back): on the first timeout
+  outside recovery, an ACK echoing a TSval older than the retransmission's (Eifel,
+  RFC 3522) or covering data sent before it and never retransmitted (F-RTO, RFC 5682:
+  after the first ACK new data goes instead of more retransmissions, and a duplicate
+  ACK or a SACK of only that new data means the loss was real) shows the originals
+  arrived. The
   ``blackhole_timeouts``-th timeout in a row lowers the MSS limit to
   ``blackhole_mss`` (PMTU black hole, RFC 4821 §7.7, as Linux tcp_mtu_probing), for
   ``blackhole_retry`` seconds (then full size is tried again). The connection
@@ -231,9 +241,10 @@ class Sender(Receiver):
         buf_len = len(sndbuf)
         sb = self.sb
         sent = False
-        if self._fast_rtx or sb.lost_pending:
+        if (self._fast_rtx or sb.lost_pending) and self._frto != 2:
             # RFC 6675 §4 NextSeg rule 1: lost segments before new data; the first one of
-            # a fast retransmit or a timeout whatever cwnd says.
+            # a fast retransmit or a timeout whatever cwnd says. (F-RTO's second step
+            # sends new data instead, RFC 5682 §2.1 step 2b.)
             force = self._fast_rtx
             self._fast_rtx = False
             if self._retransmit_lost(now, budget, out, force):
@@ -262,7 +273,7 @@ class Sender(Receiver):
         cwnd = self.cc.cwnd
         # RFC 6675 pipe: what left the network (SACKed, lost) does not count, what was
         # retransmitted does (Linux tcp_packets_in_flight).
-        held = sb.sacked_out + sb.lost_out - sb.retrans_out
+        held = sb.sacked_out + sb.dupack_out + sb.lost_out - sb.retrans_out
         sack = self._sack()
         mss = self._payload_limit(sack)
         if self.snd_max == snd_una and now - self._last_send_at > self.rtt.rto:
@@ -391,8 +402,8 @@ class Sender(Receiver):
         if self.snd_max == snd_una and now - self._last_send_at > self.rtt.rto:
             self.cc.on_idle(now - self._last_send_at, self.rtt.rto)  # RFC 5681 §4.1
         sb = self.sb
-        flight = ((snd_nxt - snd_una) & MASK32) - (sb.sacked_out + sb.lost_out
-                                                   - sb.retrans_out)
+        flight = ((snd_nxt - snd_una) & MASK32) - (sb.sacked_out + sb.dupack_out
+                                                   + sb.lost_out - sb.retrans_out)
         if flight >= self.cc.cwnd \
                 or ((snd_una + self.snd_wnd - snd_nxt + HALF32) & MASK32) - HALF32 < n \
                 or (n < smss and flight and self.config.nagle):
@@ -546,6 +557,8 @@ class Sender(Receiver):
     def _on_new_ack(self, seg: Segment, ack: int, now: float) -> None:
         """SEG.ACK advances SND.UNA: everything that follows from it, SACK blocks,
         loss detection, recovery and timers included."""
+        if self._frto:
+            self._frto_ack(seg, ack, True, False)
         snd_una = self.snd_una
         acked = (ack - snd_una) & MASK32
         data = acked
@@ -585,13 +598,20 @@ class Sender(Receiver):
                 self._exit_recovery()
             elif not self.sack_ok:
                 # Partial ACK: RFC 6582 §3.2 step 5, the "Impatient" timer variant.
-                cc.on_partial_ack(acked)
+                if self.config.prr:
+                    # RFC 6937 §3 DeliveredData without SACK: what the duplicate ACKs
+                    # did not already count.
+                    delivered = sb.dupack_acked(delivered, self.smss,
+                                                (self.snd_max - ack) & MASK32)
+                else:
+                    cc.on_partial_ack(acked)
                 sb.mark_head_lost()
                 self._fast_rtx = True
                 restart = not self._partial_seen
                 self._partial_seen = True
         else:
             rec.dupacks = 0
+            sb.dupack_out = 0  # the hole those duplicates pointed at is filled
             # RFC 7661 spirit: grow only if the window was (nearly) used.
             if flight + self.smss >= cc.cwnd or (cc.cwnd < cc.ssthresh and 2 * flight >= cc.cwnd):
                 cc.on_ack(acked, now, self.rtt.srtt or 0.0)
@@ -606,11 +626,18 @@ class Sender(Receiver):
     def _on_same_ack(self, seg: Segment, dupack: bool, now: float) -> None:
         """SEG.ACK = SND.UNA: a duplicate ACK (RFC 5681 §2) and/or new SACK information."""
         rec = self.recovery
+        delivered = 0
+        if self._frto:
+            self._frto_ack(seg, self.snd_una, False, dupack)
         if dupack:
             rec.dupacks += 1
             self.stats["tcp_dupacks"] += 1
+            if not self.sack_ok and self.config.prr:
+                # Without SACK a duplicate ACK is a segment delivered (RFC 6937 §3).
+                delivered = self.sb.dupack((self.snd_max - self.snd_una) & MASK32,
+                                           self.smss)
             if rec.in_recovery:
-                if not self.sack_ok:
+                if not self.sack_ok and not self.config.prr:
                     self.cc.on_dupack_in_recovery()  # RFC 6582 §3.2 step 3
             elif rec.dupacks >= rec.dupack_threshold and rec.covers(self.snd_una) and (
                     not self.sack_ok or not self.config.rack or not self.sb.sacked_out):
@@ -618,7 +645,7 @@ class Sender(Receiver):
                 # unacknowledged segment is lost. With SACK information RACK decides
                 # (Linux: no duplicate-ACK counting when RACK is on).
                 self.sb.mark_head_lost()
-        self._loss_step(seg, now, 0, False, dupack)
+        self._loss_step(seg, now, delivered, False, dupack)
 
     def _loss_step(self, seg: Segment, now: float, delivered: int, restart: bool,
                    dupack: bool) -> None:
@@ -656,7 +683,7 @@ class Sender(Receiver):
                 sb.mark_lost_dupthresh(self.smss)
         if sb.lost_out and not rec.in_recovery and rec.covers(self.snd_una):
             self._enter_recovery()
-        if rec.in_recovery and self.sack_ok:
+        if rec.in_recovery and self.config.prr:
             # RFC 6937: cwnd = pipe + sndcnt on every ACK in recovery.
             pipe = sb.pipe((self.snd_max - self.snd_una) & MASK32)
             self.cc.cwnd = self.prr.on_ack(delivered, pipe, self.smss)
@@ -706,6 +733,56 @@ class Sender(Receiver):
         self._undo_retrans = -1
         self.stats["tcp_dsack_undo"] += 1
 
+    def _frto_ack(self, seg: Segment, ack: int, advanced: bool, dupack: bool) -> None:
+        """An ACK after a timeout, before it is applied: Eifel detection (RFC 3522 §3.2)
+        and F-RTO (RFC 5682 §2.1 basic, §3 SACK-enhanced; Linux ``tcp_process_loss``).
+        ``advanced``: it acknowledges new data (``ack`` > SND.UNA)."""
+        state = self._frto
+        frto_ts = self._frto_ts
+        ts_ecr = seg.ts_ecr
+        if advanced and state == 1 and frto_ts is not None and ts_ecr \
+                and ((frto_ts - ts_ecr - 1) & MASK32) < HALF32 - 1:
+            # The first acceptable ACK echoes a TSval older than the retransmission's: an
+            # original segment caused it, so the timeout was spurious.
+            self._undo_timeout("tcp_spurious_rto_eifel")
+            return
+        blocks = seg.sack_blocks if self.sack_ok else ()
+        if self.sb.acks_original(ack, blocks, self._frto_high):
+            # Step 3b: data the timeout marked lost, never sent again, was delivered.
+            self._undo_timeout("tcp_spurious_rto_frto")
+            return
+        if state == 2 or not advanced:
+            if dupack or blocks:
+                self._frto = 0  # step 3a (2a in state 1): the loss was real
+            return
+        # Step 2b: the retransmission is acknowledged. Send new data next (up to two
+        # segments, as the slow-start window now allows) instead of retransmitting, if
+        # there is any and the window takes it; else the usual go-back-N.
+        unsent = len(self._sndbuf) - ((self.snd_max - self.buf_seq) & MASK32)
+        window_end = (ack + (seg.window << self.snd_wscale)) & MASK32
+        if ((ack - self._frto_high) & MASK32) < HALF32 or unsent <= 0 \
+                or ((window_end - self.snd_max - 1) & MASK32) >= HALF32 - 1:
+            self._frto = 0
+            return
+        self._frto = 2
+
+    def _undo_timeout(self, stat: str) -> None:
+        """The timeout was spurious: nothing is lost after all, and cwnd and ssthresh
+        come back (Linux ``tcp_try_undo_loss``; RFC 4015's response restores ssthresh
+        too)."""
+        self._frto = 0
+        self._fast_rtx = False
+        self.sb.unmark_lost()
+        # No go-back-N follows, so RFC 6582's guard against its duplicate ACKs (no fast
+        # retransmit below ``recover``) has nothing left to guard (Linux: back to Open).
+        self.recovery.recover = self.snd_una
+        cc = self.cc
+        if self._prior_cwnd > cc.cwnd:
+            cc.cwnd = self._prior_cwnd
+        if self._prior_ssthresh > cc.ssthresh:
+            cc.ssthresh = self._prior_ssthresh
+        self.stats[stat] += 1
+
     def _enter_recovery(self) -> None:
         """Fast recovery (RFC 5681 §3.2, RFC 6675 §5, RFC 6582 §3.2 step 2): the
         controller's reduction; with SACK, PRR spreads it over the round."""
@@ -717,8 +794,10 @@ class Sender(Receiver):
         self._undo_retrans = 0
         rec.enter(self.snd_max)
         cc.enter_recovery(flight)
-        if self.sack_ok:
+        if self.config.prr:
             self.prr.start(cc.ssthresh, flight)
+        elif self.sack_ok:
+            cc.cwnd = cc.ssthresh  # RFC 6675 §5 step (4.2)
         self._fast_rtx = True
         self._partial_seen = False
         self._rtt_seq = None
@@ -726,12 +805,13 @@ class Sender(Receiver):
         self.stats["tcp_fast_retransmits"] += 1
 
     def _exit_recovery(self) -> None:
-        """The full ACK (RFC 6582 §3.2 step 6): cwnd = ssthresh with PRR (RFC 6937 §3),
-        NewReno's deflation without SACK."""
+        """The full ACK (RFC 6582 §3.2 step 6): cwnd = ssthresh with PRR (RFC 6937 §3) or
+        SACK, NewReno's deflation with neither."""
         rec = self.recovery
         cc = self.cc
         rec.exit()
-        if self.sack_ok:
+        self.sb.dupack_out = 0
+        if self.sack_ok or self.config.prr:
             cc.exit_recovery(cc.ssthresh)  # min(ssthresh, ssthresh + MSS) = ssthresh
         else:
             cc.exit_recovery((self.snd_max - self.snd_una) & MASK32)
@@ -846,8 +926,9 @@ class Sender(Receiver):
         _, timeout = sb.rack_detect_loss(now, self._reo_wnd())
         if sb.lost_out and not rec.in_recovery and rec.covers(self.snd_una):
             self._enter_recovery()
-            pipe = sb.pipe((self.snd_max - self.snd_una) & MASK32)
-            self.cc.cwnd = self.prr.on_ack(0, pipe, self.smss)
+            if self.config.prr:
+                pipe = sb.pipe((self.snd_max - self.snd_una) & MASK32)
+                self.cc.cwnd = self.prr.on_ack(0, pipe, self.smss)
         self.stats["tcp_rack_reorder_timeouts"] += 1
         self._arm_timer(now, True, timeout)
 
@@ -888,7 +969,20 @@ class Sender(Receiver):
                 self.mss_limit = config.blackhole_mss
                 self._set_mss_from_limit()
                 self.stats["tcp_pmtu_blackhole"] += 1
-        self.cc.on_rto(self._flight(), self.rtt.backoffs > 0)
+        cc = self.cc
+        # F-RTO (RFC 5682 §2.1 step 1) on the first timeout of an episode outside fast
+        # recovery with the window open, as Linux's tcp_enter_loss starts it; the state
+        # before the reduction is kept for the undo.
+        if config.frto and not self.rtt.backoffs and not self.recovery.in_recovery \
+                and self.snd_wnd:
+            self._frto = 1
+            self._frto_high = self.snd_max
+            self._frto_ts = self._ts_now(now) if self.ts_ok else None
+            self._prior_cwnd = cc.cwnd
+            self._prior_ssthresh = cc.ssthresh
+        else:
+            self._frto = 0
+        cc.on_rto(self._flight(), self.rtt.backoffs > 0)
         self.recovery.on_rto(self.snd_max)
         self.rtt.backoff()
         # RFC 6675 §5.1 / RFC 8985 §6.3: everything not SACKed is lost, and sent again

@@ -115,6 +115,9 @@ class Tcb:
         "_fin_queued",
         "_fin_received",
         "_fin_seq",
+        "_frto",
+        "_frto_high",
+        "_frto_ts",
         "_held",
         "_held_len",
         "_ka_due",
@@ -291,6 +294,12 @@ class Tcb:
         self._undo_retrans = -1  # retransmissions of the episode not D-SACKed; -1: no undo
         self._prior_cwnd = 0
         self._prior_ssthresh = 0
+        # F-RTO (RFC 5682) after a timeout: 0 off, 1 awaiting the first ACK, 2 new data
+        # sent instead of retransmissions, awaiting the second; SND.MAX at the timeout
+        # ("recover") and the TSval of its retransmission (Eifel, RFC 3522).
+        self._frto = 0
+        self._frto_high = 0
+        self._frto_ts: int | None = None
 
         # Receive side.
         self._recv_buffer = config.recv_buffer

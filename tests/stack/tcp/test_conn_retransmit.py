@@ -160,10 +160,12 @@ def test_ack_of_original_transmission_after_timeout_moves_on() -> None:
     recv_nothing(conn, 1.31)
 
 
-def ten_in_flight():  # type: ignore[no-untyped-def]
+def ten_in_flight(prr: bool = False):  # type: ignore[no-untyped-def]
     # NewReno: these tests pin RFC 5681 / RFC 6582's numbers (CUBIC's are in
-    # test_congestion.py).
-    conn = established(dataclasses.replace(NO_TS, congestion_control="newreno"), rtt=0.1)
+    # test_congestion.py), so the classic windows (prr=False); PRR without SACK, the
+    # default, is in test_prr_without_sack.py.
+    conn = established(dataclasses.replace(NO_TS, congestion_control="newreno", prr=prr),
+                       rtt=0.1)
     conn.send(b"f" * 30000)
     out = recv(conn, 1.0)
     assert len(out) == 10

@@ -171,8 +171,9 @@ def test_two_holes_are_repaired_in_one_recovery_without_a_timeout() -> None:
 
 
 def test_timeout_retransmits_only_what_was_not_sacked() -> None:
-    # RFC 6675 §5.1: after an RTO the SACKed segments 3-4 are kept and skipped.
-    conn = ten_in_flight(rack=False, tlp=False)
+    # RFC 6675 §5.1: after an RTO the SACKed segments 3-4 are kept and skipped (the
+    # go-back-N itself: F-RTO, which would send new data first, is off).
+    conn = ten_in_flight(rack=False, tlp=False, frto=False)
     sack_ack(conn, 1.1, blk(3, 4))
     no_retransmission(conn, 1.1)  # two new segments (11, 12) for the two SACKed
     now = conn.poll_at() or 0.0
