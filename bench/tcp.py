@@ -104,7 +104,11 @@ ping-pong) once plain (CPU µs per request from /proc/PID/stat), once under cPro
 own time per request, and, with ``py-spy`` on PATH (``pip install py-spy``) or given
 by ``--py-spy``, once under py-spy's native sampler (C and kernel-call frames too),
 and, with ``strace`` on PATH, once under ``strace -c -f`` for the system calls per
-operation; context switches per operation (wake-ups) come from /proc/PID/task/*/status.
+operation, and, with ``perf`` on PATH, once under ``perf record`` (CPU by object and
+symbol, the kernel's share included); context switches per operation (wake-ups) come
+from /proc/PID/task/*/status. The asyncio and uvloop servers of ``--kernel`` run the
+same phase plain and under ``perf`` too, so the kernel's share per operation can be
+compared path against path.
 ``--profile-phase idle`` profiles the idle phase per ethox engine instead: cProfile
 from right before the client opens ``--idle`` connections to after the echo round,
 per connection, then a fresh server's event-loop waits under ``strace -f -T``
@@ -1410,6 +1414,9 @@ def run_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
     unit = "request" if phase.startswith("pp") else ("connection" if per_op else "MB")
     out: list[str] = []
     for path in paths:
+        if path.kind in ("asyncio", "uvloop"):
+            out.append(profile_kernel_server(bench, path, pin, workdir))
+            continue
         if path.kind != "ethox":
             continue
         profile_out = os.path.join(workdir, f"{path.name.replace(' ', '_')}.prof")
@@ -1495,6 +1502,38 @@ def run_profile(bench: Bench, paths: list[Path], workdir: str) -> str:
         if spy_text:
             out.append(spy_text)
     return "\n".join(out) + "\n"
+
+
+def profile_kernel_server(bench: Bench, path: Path, pin: str, workdir: str) -> str:
+    """The same phase on a kernel-socket server, for comparison: CPU per operation split
+    into user and system, and perf's split by object (what the stack's own rows are
+    read against: the kernel's share of a request on each path)."""
+    args = bench.args
+    phase = args.profile_phase
+    server_cpus, _ = parse_pin(pin)
+    per_op = phase in PER_OP
+    unit = "request" if phase.startswith("pp") else ("connection" if per_op else "MB")
+    server = Server(bench.server_command(path, server_cpus))
+    try:
+        print(f"== profile {phase} {path.name} ({pin_label(pin)})", file=sys.stderr)
+        bench.warm(path, server, pin)
+        split0 = server.cpu_split()
+        plain = bench.measure(phase, path, server, pin, 0, record_as="profile-plain")
+        split = [b - a for a, b in zip(split0, server.cpu_split(), strict=True)]
+        perf_text = measure_perf(bench, phase, path, server, pin, workdir, args.top) \
+            if shutil.which("perf") else ""
+    finally:
+        server.stop()
+    if plain is None or not plain.ops:
+        return f"### {path.name}: profile failed\n"
+    per_unit = plain.ops if per_op else plain.ops / 1e6
+    return "\n".join([
+        f"### {path.name}: {PHASE_TITLES[phase]}, {pin_label(pin)}\n",
+        f"- without profiler: {fmt(plain.value, phase)}, server CPU "
+        + (f"{plain.server_us_per_op:.1f} µs per {unit} " if per_op else "")
+        + f"({plain.server_cpu:.0f} % of a CPU)",
+        f"- server CPU per {unit}: user {1e6 * split[0] / per_unit:.1f} µs, "
+        f"system {1e6 * split[1] / per_unit:.1f} µs", "", perf_text]) + "\n"
 
 
 def profile_tables(rows: list[tuple[str, int, float, float]], total_tt: float, ops: float,
