@@ -103,6 +103,25 @@ TX_BUDGET = 256
 _T = TypeVar("_T")
 
 
+# The text of the addresses connections use (DESIGN.md: cache what the asyncio edge
+# needs per endpoint, never rebuild it): an accepted connection's peername and
+# sockname cost a dict lookup, not two ipaddress objects. Bounded; rebuilt on demand.
+_ADDRESS_TEXT: dict[tuple[int, int], str] = {}
+_ADDRESS_TEXT_LIMIT = 4096
+
+
+def _address_text(family: int, value: int) -> str:
+    """``str(IPv4Address(value))`` or ``str(IPv6Address(value))``, cached."""
+    key = (family, value)
+    text = _ADDRESS_TEXT.get(key)
+    if text is None:
+        if len(_ADDRESS_TEXT) >= _ADDRESS_TEXT_LIMIT:
+            _ADDRESS_TEXT.clear()
+        text = _ADDRESS_TEXT[key] = str(ipaddress.IPv6Address(value) if family == 6
+                                        else ipaddress.IPv4Address(value))
+    return text
+
+
 def _is_loopback(host: Any) -> bool:
     if host in ("localhost",):
         return True
@@ -446,11 +465,11 @@ class _EthoxLoopMixin(_LoopBase):
                       remote_port: int) -> dict[str, Any]:
         if family == 6:
             return {"socket": None,
-                    "sockname": (str(ipaddress.IPv6Address(local)), local_port, 0, 0),
-                    "peername": (str(ipaddress.IPv6Address(remote)), remote_port, 0, 0)}
+                    "sockname": (_address_text(6, local), local_port, 0, 0),
+                    "peername": (_address_text(6, remote), remote_port, 0, 0)}
         return {"socket": None,
-                "sockname": (str(ipaddress.IPv4Address(local)), local_port),
-                "peername": (str(ipaddress.IPv4Address(remote)), remote_port)}
+                "sockname": (_address_text(4, local), local_port),
+                "peername": (_address_text(4, remote), remote_port)}
 
     async def create_connection(  # type: ignore[override]
         self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str | None = None,

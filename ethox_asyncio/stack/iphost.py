@@ -26,6 +26,11 @@ Contract:
   transport sends whole packets, which queue for the neighbour);
   :meth:`IpHost.send_on` finishes one frame built on it and queues it gathered. Paths
   are cached and revalidated per call (route table generation, same neighbour MAC).
+- The receive checks for the TCP host's setup path: :meth:`IpHost.accepts_unicast`
+  answers, from ints, what ``ingress`` decides for a TCP packet's addresses (our
+  unicast address; a source that is a single host and not ours: the family's
+  ``_is_bogus_source``, RFC 1122 §3.2.1.3 / RFC 4291), with the same predicates;
+  the answers are kept per route table generation and bounded.
 
 Frames go to the interface's shared transmit queue, events to its shared queue.
 Never reads a clock and never does I/O.
@@ -68,6 +73,7 @@ __all__ = ["IpAddress", "IpHost", "QuotedTransport", "SharedTables"]
 IpAddress = IPv4Address | IPv6Address
 
 _PATH_CACHE_LIMIT = 4096  # frame paths kept (one per destination in use)
+_VERDICT_LIMIT = 4096  # sources whose verdict accepts_unicast() keeps
 
 # Why an answer could not be sent, by errno: the ``answer_dropped_*`` counters.
 _DROP_REASON = {ENETUNREACH: "answer_dropped_no_route",
@@ -131,6 +137,11 @@ class IpHost:
         self._paths: dict[tuple[int, int, int], tuple[int, IpAddress,
                                                       EthernetAddress, FramePath,
                                                       IpAddress]] = {}
+        # accepts_unicast(): our unicast addresses and the verdicts on sources seen,
+        # as ints, for the route table generation they were computed under.
+        self._verdicts_generation = -1
+        self._unicast_ints: frozenset[int] = frozenset()
+        self._source_refused: dict[int, bool] = {}
 
     # --- what a family supplies -----------------------------------------------------
 
@@ -165,6 +176,44 @@ class IpHost:
     def _queued_udp_ports(self, packet: bytes) -> tuple[int, int] | None:
         """(src_port, dst_port) of a queued first-fragment or whole UDP packet of ours."""
         raise NotImplementedError
+
+    def _is_bogus_source(self, src: int) -> bool:
+        """The family's rule for a source that cannot be a single host (RFC 1122
+        §3.2.1.3; RFC 4291 for IPv6), or is one of our own addresses."""
+        raise NotImplementedError
+
+    def _refuses_transport_source(self, src: int) -> bool:
+        """What :meth:`ingress` refuses as the source of a TCP packet."""
+        return self._is_bogus_source(src)
+
+    def _unicast_addresses(self) -> frozenset[int]:
+        """Our addresses a TCP packet may be sent to: ``local`` less any the route
+        table calls a broadcast address, and multicast ones (ingress drops those:
+        RFC 1122 §4.2.3.10, RFC 9293 §3.9.1)."""
+        return frozenset(int(a) for a in self.local
+                         if not a.is_multicast and not self.routes.is_broadcast(a))
+
+    # --- receive --------------------------------------------------------------------
+
+    def accepts_unicast(self, src: int, dst: int) -> bool:
+        """True when a TCP packet from ``src`` to ``dst`` (ints) passes the checks
+        :meth:`ingress` makes (module contract of the TCP host's setup path): ``dst``
+        is one of our unicast addresses, ``src`` a single host that is not us. The
+        same predicates, their answers kept per route table generation (any route
+        change drops them; at most ``_VERDICT_LIMIT`` sources), so a known peer costs
+        two set lookups and no ``ipaddress`` object."""
+        if self._verdicts_generation != self.routes.generation:
+            self._verdicts_generation = self.routes.generation
+            self._unicast_ints = self._unicast_addresses()
+            self._source_refused.clear()
+        if dst not in self._unicast_ints:
+            return False
+        refused = self._source_refused.get(src)
+        if refused is None:
+            if len(self._source_refused) >= _VERDICT_LIMIT:
+                self._source_refused.clear()  # bounded (DESIGN.md): asked again
+            refused = self._source_refused[src] = self._refuses_transport_source(src)
+        return not refused
 
     # --- timers ---------------------------------------------------------------------
 

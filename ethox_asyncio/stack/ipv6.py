@@ -142,6 +142,17 @@ class Ipv6Host(IpHost):
 
     # --- receive --------------------------------------------------------------------
 
+    def _is_bogus_source(self, src: int) -> bool:
+        """RFC 4291 §2.7 (multicast), §2.5.3 (loopback), §2.6.1 (the subnet-router
+        anycast address is never a source), or one of ours (a peer claiming it, as
+        Linux). The unspecified address is judged by :meth:`ingress` (DAD uses it)."""
+        return src >> 120 == 0xFF or src == _LOOPBACK or src in self._local_ints \
+            or self.routes.is_network_address(IPv6Address(src))
+
+    def _refuses_transport_source(self, src: int) -> bool:
+        # Only a DAD solicitation may come from :: (RFC 4861 §7.2.4), never TCP.
+        return src == 0 or self._is_bogus_source(src)
+
     def ingress(self, data: memoryview, link_multicast: bool, caps: ChecksumCaps,
                 now: float) -> None:
         """One IPv6 packet (RFC 8200 §4: extension headers, fragments, upper layer)."""
@@ -151,10 +162,7 @@ class Ipv6Host(IpHost):
             self.stats["drop_ipv6_not_for_us"] += 1  # a host, not a router
             return
         src_int = packet.src_int
-        if src_int >> 120 == 0xFF or src_int == _LOOPBACK or src_int in self._local_ints \
-                or self.routes.is_network_address(packet.src):
-            # RFC 4291 §2.7, §2.5.3, §2.6.1 (the subnet-router anycast address is
-            # never a source); our own address is a peer claiming it (as Linux).
+        if self._is_bogus_source(src_int):
             self.stats["drop_ipv6_bogus_source"] += 1
             return
         chain = walk_extension_headers(packet.next_header, packet.payload)

@@ -9,6 +9,15 @@ Contract:
   demultiplexes in O(1): the connection of the exact four-tuple, else the listener
   of the port on that address, else on the wildcard address. Malformed segments
   are dropped and counted (``tcp_drop_<reason>``), never raised.
+- The setup path: a bare SYN (no ACK, RST, FIN) that the interface's hot branch
+  brings to :meth:`ingress_known` for no connection goes straight to the listener
+  of its port (:meth:`_syn_known`) once the IP layer's own predicate accepts the
+  addresses (``accepts_unicast``: our unicast address, a source that is a single
+  host, RFC 1122 §3.2.1.3, §4.2.3.10), the checksum verifies and the segment
+  parses — the outcome :meth:`ingress` would reach, without Ethernet/IP header
+  objects or ``ipaddress`` objects. Anything else (no listener, addresses the IP
+  layer refuses, other flags) goes back to the general path, which answers or
+  drops and counts it (tests/stack/tcp/test_syn_fast_path.py: twins).
 - A segment for no connection and no listener, or an ACK to a listener, is
   answered with a RST (RFC 9293 §3.10.7.1) through the IP layer's answer path
   (rules of :func:`reset_for`: never a RST for a RST; segments to a broadcast or
@@ -71,6 +80,7 @@ from .isn import IsnGenerator
 from .listener import TcpListener
 from .ports import EphemeralPorts
 from .segment import (
+    ACK,
     ALIGNED_TS_WORD,
     FIN,
     HEADER,
@@ -78,6 +88,7 @@ from .segment import (
     HEADER_TS,
     HEADER_TS_LEN,
     PSH,
+    RST,
     SYN,
     Segment,
     reset_for,
@@ -100,6 +111,7 @@ _ESTABLISHED = TcpState.ESTABLISHED
 _SYN_SENT = TcpState.SYN_SENT
 _CLOSED = TcpState.CLOSED
 _TIME_WAIT = TcpState.TIME_WAIT
+_CONTROL = SYN | ACK | RST | FIN  # a bare SYN: these & flags == SYN
 
 
 class TcpSender(Protocol):
@@ -111,6 +123,7 @@ class TcpSender(Protocol):
     def send_on(self, path: FramePath, frame: bytearray, payload: Payload,
                 gso_size: int = 0) -> None: ...
     def answer_tcp(self, src: int, dst: int, segment: bytes, now: float) -> bool: ...
+    def accepts_unicast(self, src: int, dst: int) -> bool: ...
 
 
 class TcpHost:
@@ -251,7 +264,10 @@ class TcpHost:
             return False
         key = (family, dst, dst_port, src, src_port)
         conn = self.connections.get(key)
-        if conn is None or conn._state is _SYN_SENT or conn._state is _CLOSED:
+        if conn is None:
+            return flags & _CONTROL == SYN and self._syn_known(
+                family, src, dst, key, data, verify_checksum, now)
+        if conn._state is _SYN_SENT or conn._state is _CLOSED:
             return False
         if verify_checksum and not verify(data, pseudo_header(src, dst, IpProtocol.TCP,
                                                               size)):
@@ -457,6 +473,33 @@ class TcpHost:
             return False
         self._add(key, conn)
         self._dirty[conn] = None
+        return True
+
+    def _syn_known(self, family: int, src: int, dst: int, key: _Key, data: memoryview,
+                   verify_checksum: bool, now: float) -> bool:
+        """The setup path (module contract): a SYN (no ACK, RST, FIN) for no
+        connection, from :meth:`ingress_known`. It goes to the listener of its port
+        as :meth:`ingress` would take it — once the IP layer's own predicate accepts
+        the addresses (:meth:`~..iphost.IpHost.accepts_unicast`: ``dst`` one of our
+        unicast addresses, ``src`` a single host, RFC 1122 §3.2.1.3, §4.2.3.10),
+        the checksum verifies and the segment parses. False, with nothing done,
+        when there is no listener or the IP layer refuses the addresses: the
+        general path then answers with its RST or drops and counts it."""
+        listener = self._listener_for(family, dst, key[2])
+        if listener is None or not self.ip[family].accepts_unicast(src, dst):
+            return False
+        if verify_checksum and not verify(data, pseudo_header(src, dst, IpProtocol.TCP,
+                                                              len(data))):
+            self.stats["tcp_drop_bad_checksum"] += 1
+            return True
+        try:
+            seg = Segment.parse(data)
+        except WireError as error:
+            self.stats[f"tcp_drop_{type(error).__name__}"] += 1
+            return True
+        # Refused by the listener (queue full, closed): dropped and counted there, as
+        # ingress drops a SYN the listener did not take (no ACK: no RST).
+        self._syn_to_listener(listener, key, seg, now)
         return True
 
     def _listener_for(self, family: int, addr: int, port: int) -> TcpListener | None:

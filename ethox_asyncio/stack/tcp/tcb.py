@@ -238,13 +238,18 @@ class Tcb:
 
         # Options (RFC 9293 §3.7.1, RFC 7323, RFC 2018).
         self.mss_limit = mss_limit
-        self.adv_mss = min(config.mss, mss_limit) if config.mss is not None else mss_limit
+        # (Conditional expressions rather than min(): this runs once per connection.)
+        mss = config.mss
+        adv_mss = mss if mss is not None and mss < mss_limit else mss_limit
+        self.adv_mss = adv_mss
         self.peer_mss = DEFAULT_MSS
-        self.smss = min(DEFAULT_MSS, mss_limit)  # payload bytes per data segment
+        smss = DEFAULT_MSS if mss_limit > DEFAULT_MSS else mss_limit
+        self.smss = smss  # payload bytes per data segment
         # Payload bytes one segment may carry for the device to cut into MSS-sized ones
         # (TSO); 0: no TSO. Set by the host from the device's capabilities.
         self.tso_max = 0
-        self.rcv_mss = min(DEFAULT_MSS, self.adv_mss)  # estimate of the peer's segments
+        # An estimate of the peer's segments.
+        self.rcv_mss = DEFAULT_MSS if adv_mss > DEFAULT_MSS else adv_mss
         self.ws_ok = False
         self.snd_wscale = 0  # the peer's shift, applied to windows it sends
         self.rcv_wscale = 0  # our shift, applied to windows we send
@@ -276,7 +281,7 @@ class Tcb:
         self.rtt = RttEstimator(rto_initial=config.rto_initial, rto_min=config.rto_min,
                                 rto_max=config.rto_max, clock_granularity=0.001)
         self.cc = CONTROLLERS[config.congestion_control](
-            max(self.smss, 1), initial_window_segments=config.initial_window,
+            smss if smss > 1 else 1, initial_window_segments=config.initial_window,
             hystart=config.hystart)
         self.recovery = RecoveryState(iss)
         # Loss recovery (sender.py): the scoreboard of what is in flight, PRR during
@@ -302,10 +307,11 @@ class Tcb:
         self._frto_ts: int | None = None
 
         # Receive side.
-        self._recv_buffer = config.recv_buffer
+        recv_buffer = self._recv_buffer = config.recv_buffer
         # RFC 9293 §3.8.6.2.2: advance the right edge by at least min(RCV.BUFF/2, MSS).
-        self._sws_threshold = min(config.recv_buffer // 2, self.adv_mss)
-        self._ooo = OutOfOrderQueue(config.recv_buffer)
+        half = recv_buffer // 2
+        self._sws_threshold = half if half < adv_mss else adv_mss
+        self._ooo = OutOfOrderQueue(recv_buffer)
         # RFC 2883: a duplicate range to report as the first SACK block of the next ACK.
         self._dsack: tuple[int, int] | None = None
         self._ooo_fin: int | None = None  # sequence number of a FIN seen out of order

@@ -130,11 +130,16 @@ class TcpOption(enum.IntEnum):
 
 # Total option length (kind and length bytes included) of the fixed-size kinds.
 _FIXED_OPTION_LEN: dict[int, int] = {
-    TcpOption.MSS: 4,
-    TcpOption.WINDOW_SCALE: 3,
-    TcpOption.SACK_PERMITTED: 2,
-    TcpOption.TIMESTAMPS: 10,
+    int(TcpOption.MSS): 4,
+    int(TcpOption.WINDOW_SCALE): 3,
+    int(TcpOption.SACK_PERMITTED): 2,
+    int(TcpOption.TIMESTAMPS): 10,
 }
+# The option kinds iter_options() tests, as plain ints (an IntEnum member costs a
+# class attribute lookup and an enum comparison per option).
+_EOL = int(TcpOption.EOL)
+_NOP = int(TcpOption.NOP)
+_SACK = int(TcpOption.SACK)
 _MAX_SACK_BLOCKS = 4  # RFC 2018 §3: 2 + 8n bytes must fit in 40
 
 _MSS_OPTION = struct.Struct("!BBH")
@@ -161,9 +166,9 @@ def iter_options(options: bytes) -> Iterator[tuple[int, int, int]]:
     offset = 0
     while offset < size:
         kind = options[offset]
-        if kind == TcpOption.EOL:
+        if kind == _EOL:
             return  # the rest is padding
-        if kind == TcpOption.NOP:
+        if kind == _NOP:
             yield kind, offset, offset + 1
             offset += 1
             continue
@@ -178,7 +183,7 @@ def iter_options(options: bytes) -> Iterator[tuple[int, int, int]]:
         expected = _FIXED_OPTION_LEN.get(kind)
         if expected is not None and length != expected:
             raise Malformed(f"TCP option kind {kind} has length {length}, expected {expected}")
-        if kind == TcpOption.SACK and (
+        if kind == _SACK and (
             (length - 2) % 8 or not 1 <= (length - 2) // 8 <= _MAX_SACK_BLOCKS
         ):
             raise Malformed(f"TCP SACK option length {length} is not 2 + 8n with n in 1..4")
