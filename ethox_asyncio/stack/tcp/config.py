@@ -72,6 +72,14 @@ class TcpConfig:
     # Upper bound of any delayed ACK: Linux TCP_DELACK_MAX = 200 ms; RFC 5681
     # §4.2 / RFC 1122 §4.2.3.2: an ACK MUST be generated within 500 ms.
     delayed_ack_max: float = 0.2
+    # Quick-ACK mode (Linux TCP_MAX_QUICKACKS = 16): the first in-order data segments
+    # of a connection, and the first after an idle gap longer than the RTO, are ACKed
+    # at once — min(quickack, RCV.WND / (2·RCV.MSS)) of them (Linux tcp_incr_quickack)
+    # — so the peer's slow start is not slowed by delayed ACKs. Not while the
+    # connection is interactive (Linux pingpong mode: it sent data within
+    # ``delayed_ack`` of the last data received, until a delayed ACK times out). 0: off,
+    # every in-order segment follows RFC 5681 §4.2's delayed ACK.
+    quickack: int = 16
     # Nagle (RFC 896, RFC 9293 §3.7.4). Linux defaults to on, but asyncio sets
     # TCP_NODELAY on every TCP transport (selector_events, base_events
     # _set_nodelay), and we match asyncio.
@@ -155,6 +163,7 @@ class TcpConfig:
         _float(self, "rto_max", self.rto_min, None)
         _float(self, "rto_initial", self.rto_min, self.rto_max)
         _int(self, "retries2", 1, 255)
+        _int(self, "quickack", 0, 255)  # Linux keeps icsk_ack.quick in a u8
         _int(self, "syn_retries", 1, 127)  # Linux MAX_TCP_SYNCNT
         _int(self, "synack_retries", 0, 255)
         _float(self, "time_wait", 0.0, None)

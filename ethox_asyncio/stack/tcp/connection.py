@@ -478,15 +478,8 @@ class TcpConnection(Sender):
                 self.rcv_mss = n if n < self.adv_mss else self.adv_mss
             self._unconsumed += n
             self.events.append((EV_DATA, self, payload))
-            rcv_nxt = self.rcv_nxt = (seq + n) & MASK32
-            if not self._ack_now:
-                # At least every second full-sized segment (RFC 5681 §4.2), else delayed.
-                if ((rcv_nxt - self.last_ack_sent) & MASK32) > self.rcv_mss:
-                    self._ack_now = True
-                else:
-                    self._delack_due = True
-                    if self.ack_at is None:
-                        self.ack_at = now + self.config.delayed_ack
+            self.rcv_nxt = (seq + n) & MASK32
+            self._data_ack_policy(now)
         return True
 
     def _on_segment(self, seg: Segment, now: float) -> None:
@@ -811,6 +804,9 @@ class TcpConnection(Sender):
             if self._delack_due:
                 self._delack_due = False
                 self._ack_now = True
+                # Linux tcp_delack_timer_handler: "Delayed ACK missed: leave pingpong
+                # mode" (the reply it waited for did not come).
+                self._pingpong = False
         t = self.persist_at
         if t is not None and now >= t:
             self._on_persist(now)

@@ -14,7 +14,12 @@ Contract (all methods work on the :class:`~.tcb.Tcb` fields, never send):
   sent at once for out-of-order text, for text that fills all or part of a hole,
   for a FIN, when more than one full-sized segment is unacknowledged (so at
   least every second one), and for unacceptable segments; otherwise the ACK is
-  delayed by ``config.delayed_ack``. ``_ack_now`` asks the sender for an ACK.
+  delayed by ``config.delayed_ack`` — except in Linux's quick-ACK mode
+  (``config.quickack``): the first in-order segments of the connection, and the
+  first after an idle gap longer than the RTO, are ACKed at once unless the
+  connection is interactive (it sent data within ``delayed_ack`` of the last data
+  received — Linux's pingpong mode, left when a delayed ACK times out). Each ACK
+  that acknowledges new data uses one. ``_ack_now`` asks the sender for an ACK.
 - Receive window (RFC 9293 §3.8.6.2.2, §3.8.6): the window offered is the free
   buffer space (``recv_buffer`` minus data delivered but not consumed, minus
   data held while not reading); its right edge never moves left (RFC 9293
@@ -272,13 +277,32 @@ class Receiver(Tcb):
             return True
         if fin:
             return True
-        if not self._ack_now:
-            # At least every second full-sized segment (RFC 5681 §4.2, Linux
-            # __tcp_ack_snd_check: more than one rcv_mss unacknowledged).
-            if ((self.rcv_nxt - self.last_ack_sent) & MASK32) > self.rcv_mss:
-                self._ack_now = True
-            else:
-                self._delack_due = True
-                if self.ack_at is None:
-                    self.ack_at = now + self.config.delayed_ack
+        self._data_ack_policy(now)
         return False
+
+    def _data_ack_policy(self, now: float) -> None:
+        """In-order data was delivered: ACK at once or delay (RFC 5681 §4.2: at least
+        every second full-sized segment, Linux ``__tcp_ack_snd_check``: more than one
+        RCV.MSS unacknowledged), with Linux's quick-ACK mode (``tcp_event_data_recv``:
+        the first data, or data after a gap longer than the RTO, earns quick ACKs;
+        ``tcp_in_quickack_mode``: not while interactive)."""
+        data_at = self._data_at
+        if data_at < 0.0 or now - data_at > self.rtt.rto:
+            # Linux tcp_incr_quickack: RCV.WND / (2·RCV.MSS) of them (2 at least), at
+            # most config.quickack, never fewer than are left.
+            quick = self._recv_window() // (2 * self.rcv_mss) or 2
+            limit = self.config.quickack
+            if quick > limit:
+                quick = limit
+            if quick > self._quick:
+                self._quick = quick
+        self._data_at = now
+        if self._ack_now:
+            return
+        if ((self.rcv_nxt - self.last_ack_sent) & MASK32) > self.rcv_mss \
+                or (self._quick and not self._pingpong):
+            self._ack_now = True
+        else:
+            self._delack_due = True
+            if self.ack_at is None:
+                self.ack_at = now + self.config.delayed_ack

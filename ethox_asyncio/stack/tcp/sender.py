@@ -125,6 +125,8 @@ class Sender(Receiver):
         """A non-SYN segment with ACK, window and options; it carries any owed ACK."""
         rcv_nxt = self.rcv_nxt
         window = self._window_field()
+        if self._quick and rcv_nxt != self.last_ack_sent:
+            self._quick -= 1  # an ACK of new data (Linux tcp_dec_quickack_mode)
         self.last_ack_sent = rcv_nxt
         self._ack_now = False
         self._delack_due = False
@@ -422,6 +424,11 @@ class Sender(Receiver):
 
     def _after_send(self, now: float) -> None:
         self._last_send_at = now
+        if now - self._data_at < self.config.delayed_ack:
+            # Data sent within the ACK timeout of data received: an interactive
+            # exchange, whose ACKs ride on the replies (Linux tcp_event_data_sent:
+            # pingpong mode, threshold 1).
+            self._pingpong = True
         if self.snd_max != self.snd_una:
             self.persist_at = None
             if self.rto_at is None or self._timer_kind == TIMER_TLP:

@@ -106,6 +106,7 @@ class Tcb:
         "_challenge_count",
         "_challenge_start",
         "_ctl_out",
+        "_data_at",
         "_delack_due",
         "_dsack",
         "_dsack_round",
@@ -131,10 +132,12 @@ class Tcb:
         "_partial_seen",
         "_passive",
         "_persist_backoff",
+        "_pingpong",
         "_prior_cwnd",
         "_prior_ssthresh",
         "_probe_due",
         "_probes_out",
+        "_quick",
         "_reading",
         "_recv_buffer",
         "_reo_wnd_mult",
@@ -305,6 +308,12 @@ class Tcb:
         self._frto = 0
         self._frto_high = 0
         self._frto_ts: int | None = None
+        # Quick-ACK mode (receiver.py): ACKs left to send at once, the interactive
+        # (pingpong) flag that suspends it, and when in-order data last arrived (-1: not
+        # yet).
+        self._quick = 0
+        self._pingpong = False
+        self._data_at = -1.0
 
         # Receive side.
         recv_buffer = self._recv_buffer = config.recv_buffer

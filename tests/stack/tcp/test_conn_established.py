@@ -49,8 +49,13 @@ def test_in_order_data_is_delivered_without_copy() -> None:
     assert kind == EV_DATA and isinstance(payload, memoryview) and payload == b"hello"
 
 
+# Scripts of the delayed-ACK rule itself (RFC 5681 §4.2) turn Linux's quick-ACK mode off
+# (it ACKs the first segments at once: test_quickack.py).
+NO_QUICK = config(quickack=0)
+
+
 def test_delayed_ack_timing() -> None:
-    conn = established()
+    conn = established(NO_QUICK)
     send(conn, seg(r(1), l(1), "P", b"x" * 100), 1.0)
     recv_nothing(conn, 1.0)
     assert conn.poll_at() == 1.04  # config.delayed_ack
@@ -61,7 +66,7 @@ def test_delayed_ack_timing() -> None:
 
 
 def test_ack_at_least_every_second_full_segment() -> None:
-    conn = established()
+    conn = established(NO_QUICK)
     send(conn, seg(r(1), l(1), "", b"x" * 1460), 1.0)
     recv_nothing(conn, 1.0)
     send(conn, seg(r(1461), l(1), "", b"x" * 1460), 1.001)
@@ -111,7 +116,7 @@ def test_segment_beyond_the_window_gets_an_ack() -> None:
 
 
 def test_old_duplicate_gets_an_ack() -> None:
-    conn = established()
+    conn = established(NO_QUICK)
     send(conn, seg(r(1), l(1), "", b"x" * 10), 1.0)
     data_of(conn)
     send(conn, seg(r(1), l(1), "", b"x" * 10), 1.1)  # retransmitted: all old
@@ -229,7 +234,7 @@ def test_old_ack_inside_max_window_still_delivers_text() -> None:
 
 
 def test_paws_drops_segments_with_old_timestamps() -> None:
-    conn = established(ts=True)
+    conn = established(NO_QUICK, ts=True)
     send(conn, seg(r(1), l(1), "", b"new", ts=(2000, 0)), 1.0)
     assert data_of(conn) == b"new"
     tick(conn, 1.04)
@@ -267,7 +272,7 @@ def test_sequence_numbers_wrap() -> None:
 
 
 def test_window_shrinks_while_not_reading_and_nothing_is_dropped() -> None:
-    conn = established(config(recv_buffer=4000, timestamps=False))
+    conn = established(config(recv_buffer=4000, timestamps=False, quickack=0))
     conn.set_reading(False)
     send(conn, seg(r(1), l(1), "", b"a" * 1460), 1.0)
     send(conn, seg(r(1461), l(1), "", b"b" * 1460), 1.0)
@@ -364,14 +369,14 @@ def test_mutable_data_is_copied_immutable_kept() -> None:
 def test_batched_segments_each_get_their_immediate_ack() -> None:
     # A caller that feeds several segments before output() still gets one duplicate ACK
     # per out-of-order segment and an ACK every second full-sized one (RFC 5681 §4.2).
-    conn = established(sack=True)
+    conn = established(NO_QUICK, sack=True)
     for i in range(3):
         send(conn, seg(r(1461 + i * 1460), l(1), "", b"o" * 1460), 1.0)
     acks = recv(conn, 1.0)
     assert [s.ack for s in acks] == [r(1)] * 3
     assert [len(s.sack_blocks[0]) for s in acks] == [2, 2, 2]
     assert acks[0].sack_blocks[0][1] == r(2921) and acks[2].sack_blocks[0][1] == r(5841)
-    conn2 = established()
+    conn2 = established(NO_QUICK)
     for i in range(4):
         send(conn2, seg(r(1 + i * 1460), l(1), "", b"i" * 1460), 1.0)
     assert [s.ack for s in recv(conn2, 1.0)] == [r(2921), r(5841)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tests.stack.tcp.harness import (
     check,
+    config,
     established,
     l,
     r,
@@ -23,9 +24,13 @@ from tests.stack.tcp.harness import (
     tick,
 )
 
+# The receiver scripts turn quick-ACK mode off (test_quickack.py), so only the ACKs of
+# the rule at hand are sent: the first segments are not ACKed at once.
+NO_QUICK = config(quickack=0)
+
 
 def test_a_wholly_old_segment_is_reported_as_the_first_sack_block() -> None:
-    conn = established(sack=True)
+    conn = established(NO_QUICK, sack=True)
     send(conn, seg(r(1), l(1), payload=b"a" * 100), 1.0)
     send(conn, seg(r(101), l(1), payload=b"b" * 100), 1.0)
     send(conn, seg(r(1), l(1), payload=b"a" * 100), 1.0)  # the first one again
@@ -37,7 +42,7 @@ def test_a_wholly_old_segment_is_reported_as_the_first_sack_block() -> None:
 
 
 def test_the_old_part_of_an_overlapping_segment_is_reported() -> None:
-    conn = established(sack=True)
+    conn = established(NO_QUICK, sack=True)
     send(conn, seg(r(1), l(1), payload=b"a" * 100), 1.0)
     # 50 old bytes then 50 new: the new part is taken, the old one reported at once.
     send(conn, seg(r(51), l(1), payload=b"x" * 100), 1.0)
@@ -45,7 +50,7 @@ def test_the_old_part_of_an_overlapping_segment_is_reported() -> None:
 
 
 def test_a_duplicate_comes_first_and_the_holes_after_it() -> None:
-    conn = established(sack=True)
+    conn = established(NO_QUICK, sack=True)
     send(conn, seg(r(1), l(1), payload=b"a" * 100), 1.0)
     send(conn, seg(r(201), l(1), payload=b"c" * 100), 1.0)  # a hole at r(101)
     recv_one(conn, 1.0)
@@ -67,7 +72,7 @@ def test_a_duplicate_of_data_held_out_of_order_is_reported_before_its_block() ->
 
 
 def test_no_dsack_without_sack_permitted() -> None:
-    conn = established(sack=False)
+    conn = established(NO_QUICK, sack=False)
     send(conn, seg(r(1), l(1), payload=b"a" * 100), 1.0)
     recv_nothing(conn, 1.0)  # delayed ACK
     send(conn, seg(r(1), l(1), payload=b"a" * 100), 1.1)

@@ -184,8 +184,9 @@ def _counts() -> None:
 
 @pytest.mark.parametrize("ts", [False, True], ids=["no-timestamps", "timestamps"])
 def test_in_order_data_takes_the_fast_path_with_the_full_paths_ack_policy(ts: bool) -> None:
-    """RFC 5681 §4.2: the first segment is ACKed late, the second at once."""
-    twins = Twins(ts=ts)
+    """RFC 5681 §4.2: the first segment is ACKed late, the second at once (quick-ACK
+    mode off; with it, the next test)."""
+    twins = Twins(cfg=config(quickack=0), ts=ts)
     peer_ts = (1001, twins.fast.ts_recent) if ts else None
     twins.deliver(seg(r(1), l(1), "P", b"a" * 100, ts=peer_ts), 0.1)
     assert twins.fast.ack_at == pytest.approx(0.14) and not twins.fast._ack_now
@@ -194,6 +195,24 @@ def test_in_order_data_takes_the_fast_path_with_the_full_paths_ack_policy(ts: bo
     assert twins.fast._ack_now
     [ack] = twins.output(0.11)
     assert ack.ack == r(101 + MSS) and not ack.payload
+    assert Counted.taken == 2 and Counted.declined == 0
+
+
+@pytest.mark.parametrize("ts", [False, True], ids=["no-timestamps", "timestamps"])
+def test_quick_acks_take_the_fast_path_too(ts: bool) -> None:
+    """Linux's quick-ACK mode on both paths: the first segments are ACKed at once, and
+    a reply within the ACK timeout makes the connection interactive (delayed again)."""
+    twins = Twins(ts=ts)
+    peer_ts = (1001, twins.fast.ts_recent) if ts else None
+    twins.deliver(seg(r(1), l(1), "P", b"a" * 100, ts=peer_ts), 0.1)
+    assert twins.fast._ack_now and twins.fast._quick == 16
+    [ack] = twins.output(0.1)
+    assert ack.ack == r(101) and twins.fast._quick == 15
+    twins.both("send", b"reply")
+    twins.output(0.11)
+    assert twins.fast._pingpong
+    twins.deliver(seg(r(101), l(6), "P", b"b" * 100, ts=peer_ts), 0.2)
+    assert not twins.fast._ack_now and twins.fast.ack_at == pytest.approx(0.24)
     assert Counted.taken == 2 and Counted.declined == 0
 
 
