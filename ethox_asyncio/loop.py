@@ -782,16 +782,28 @@ def _numeric_addrinfo(host: bytes | str | None, port: bytes | str | int | None, 
 def _with_vnet_header(frame: OutFrame, offload: bool) -> Frame:
     """The frame gathered behind its virtio-net header: NEEDS_CSUM for a TCP segment
     that carries only its pseudo-header sum (the kernel completes it), plus GSO for a
-    TCP super-segment (the kernel cuts it into ``gso_size`` pieces), else none."""
+    TCP super-segment (the kernel cuts it into ``gso_size`` pieces), else none. The
+    usual segment, TCP in IPv4 without options (what partial_checksum_span answers
+    (34, 16) for), takes its header without the span being worked out again."""
     if type(frame) is tuple:
         if len(frame) == 3:
             head, payload, gso_size = frame
             return (_gso_header(head, gso_size), head, payload)
         head, payload = frame
-        span = partial_checksum_span(head) if offload else None
+        if not offload:
+            return (NO_OFFLOAD, head, payload)
+        if len(head) >= 54 and head[23] == 6 and head[14] == 0x45 and head[12] == 0x08 \
+                and head[13] == 0:
+            return (_NEEDS_CSUM_TCPV4, head, payload)
+        span = partial_checksum_span(head)
         return (NO_OFFLOAD if span is None else _needs_csum(span), head, payload)
     assert not isinstance(frame, tuple)  # for mypy: type() does not narrow
-    span = partial_checksum_span(frame) if offload else None
+    if not offload:
+        return (NO_OFFLOAD, frame)
+    if len(frame) >= 54 and frame[23] == 6 and frame[14] == 0x45 and frame[12] == 0x08 \
+            and frame[13] == 0:
+        return (_NEEDS_CSUM_TCPV4, frame)
+    span = partial_checksum_span(frame)
     return (NO_OFFLOAD if span is None else _needs_csum(span), frame)
 
 
@@ -799,6 +811,9 @@ def _with_vnet_header(frame: OutFrame, offload: bool) -> Frame:
 def _needs_csum(span: tuple[int, int]) -> bytes:
     """One header per checksum position (a couple in practice: IPv4 and IPv6)."""
     return VnetHeader(flags=FLAG_NEEDS_CSUM, csum_start=span[0], csum_offset=span[1]).pack()
+
+
+_NEEDS_CSUM_TCPV4 = _needs_csum((34, 16))  # Ethernet + IPv4 without options; TCP's field
 
 
 def _coalesce(events: Any, conn: Any, data: bytes | memoryview) -> bytes | memoryview:

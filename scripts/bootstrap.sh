@@ -27,8 +27,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${ETHOX_SKIP_A
   command -v nc      >/dev/null 2>&1 || missing+=(netcat-openbsd)
   command -v curl    >/dev/null 2>&1 || missing+=(curl)
   command -v nft     >/dev/null 2>&1 || missing+=(nftables)
-  # The compiled io_uring helper (ethox_asyncio/device/_uring_batch.c) needs a C
-  # compiler and the Python headers; without them the install still works (pure Python).
+  # The compiled io_uring helper (ethox_asyncio/device/_uring_batch.c) and the stack's
+  # compiled twins (ethox_asyncio/stack/wire/_speedups.c) need a C compiler and the
+  # Python headers; without them the install still works (pure Python).
   command -v gcc     >/dev/null 2>&1 || missing+=(gcc)
   if ! "$PYTHON" -c 'import os, sys, sysconfig
 sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
@@ -47,10 +48,11 @@ stamp=.venv/.bootstrap-stamp
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# Reinstall when the dependencies or the C helper changed (the editable install builds
-# the extension in place once).
+# Reinstall when the dependencies or a C extension changed (the editable install builds
+# the extensions in place once: the io_uring helper and the stack's compiled twins).
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
-   || [ ethox_asyncio/device/_uring_batch.c -nt "$stamp" ]; then
+   || [ ethox_asyncio/device/_uring_batch.c -nt "$stamp" ] \
+   || [ ethox_asyncio/stack/wire/_speedups.c -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"

@@ -58,9 +58,12 @@ from .ipv6 import Ipv6Host
 from .path import OutFrame
 from .route import RouteTable
 from .tcp.host import TcpHost
+from .tcp.segment import ALIGNED_TS_WORD, HEADER, HEADER_LEN, HEADER_TS, HEADER_TS_LEN
 from .udp import UdpEndpoint, UdpTable
+from .wire.checksum import pseudo_header, verify
 from .wire.errors import WireError
 from .wire.ethernet import EthernetFrame, EtherType
+from .wire.speedups import TcpFrame, compiled
 
 __all__ = ["EchoReply", "Interface", "InterfaceConfig", "UdpDatagram", "UdpError"]
 
@@ -70,6 +73,80 @@ IpAddress = IPv4Address | IPv6Address
 # without options (RFC 791 §3.1): version/IHL, TOS, total length, identification,
 # flags/fragment offset, TTL, protocol, checksum, source, destination.
 _ETH_IPV4 = struct.Struct("!6s6xHBBHHHBBHII")
+
+
+def _py_parse_tcp_frame(frame: bytes | bytearray | memoryview, mac: bytes,
+                        verify_checksum: bool) -> TcpFrame | None:
+    """The hot path's parse (module contract), pure-Python reference of the compiled
+    ``_speedups.parse_tcp_frame`` (wire/speedups.py): None unless ``frame`` is TCP to
+    ``mac`` in one unfragmented IPv4 packet without options whose header checksum
+    verifies, or in IPv6 without extension headers; else ``(key, seq, ack, flags,
+    window, ts_val, ts_ecr, header_len, data, payload, checksum_ok)`` as
+    :func:`_py_parse_tcp_segment` decodes the TCP segment."""
+    size = len(frame)
+    if size >= 54 and frame[12] == 0x08 and frame[13] == 0 and frame[14] == 0x45:
+        (dst_mac, _, _, _, total, _, frag, _, protocol, _, src,
+         dst) = _ETH_IPV4.unpack_from(frame)
+        # RFC 791 §3.1: TCP, no MF and offset 0, a length within the frame, and a
+        # header checksum that verifies (the 20 bytes as one integer are a multiple
+        # of 0xFFFF exactly when their ones' complement sum is 0xFFFF, RFC 1071).
+        if protocol != 6 or frag & 0x3FFF or dst_mac != mac \
+                or not 40 <= total <= size - 14 \
+                or int.from_bytes(frame[14:34], "big") % 0xFFFF:
+            return None
+        family = 4
+        data = memoryview(frame)[34:14 + total]
+    elif size >= 74 and frame[12] == 0x86 and frame[13] == 0xDD \
+            and frame[14] >> 4 == 6 and frame[20] == 6:
+        length = (frame[18] << 8) | frame[19]  # RFC 8200 §3: payload length
+        if not 20 <= length <= size - 54 or frame[:6] != mac:
+            return None
+        family = 6
+        src = int.from_bytes(frame[22:38], "big")
+        dst = int.from_bytes(frame[38:54], "big")
+        data = memoryview(frame)[54:54 + length]
+    else:
+        return None
+    return _py_parse_tcp_segment(family, src, dst, data, verify_checksum)
+
+
+def _py_parse_tcp_segment(family: int, src: int, dst: int, data: memoryview,
+                          verify_checksum: bool) -> TcpFrame | None:
+    """The header decode of the hot path, pure-Python reference of the compiled
+    ``_speedups.parse_tcp_segment``: None for fewer than 20 bytes, else ``(key, seq,
+    ack, flags, window, ts_val, ts_ecr, header_len, data, payload, checksum_ok)`` with
+    ``key`` the connection table's ``(family, dst, dst_port, src, src_port)``, ``data``
+    the TCP segment and ``payload`` what follows its header when the header is the
+    usual one (``header_len`` 20: no options, or 32: ``NOP NOP TS``; else 0 and
+    ``payload`` is ``data``: the caller parses it in full). ``checksum_ok``: the TCP
+    checksum over the pseudo-header verifies (RFC 9293 §3.1), or ``verify_checksum``
+    is false."""
+    # RFC 9293 §3.1 and RFC 7323 Appendix A: the fixed header, and with a data offset
+    # of 8 the first option word and the two timestamps (the usual header when that
+    # word is NOP NOP TS).
+    size = len(data)
+    if size >= HEADER_TS_LEN and data[12] == 0x80:
+        (src_port, dst_port, seq, ack, _, flags, window, _, _, word, ts_val,
+         ts_ecr) = HEADER_TS.unpack_from(data)
+        header_len = HEADER_TS_LEN if word == ALIGNED_TS_WORD else 0
+    elif size >= HEADER_LEN:
+        src_port, dst_port, seq, ack, _, flags, window, _, _ = HEADER.unpack_from(data)
+        header_len = HEADER_LEN if data[12] == 0x50 else 0
+        ts_val = ts_ecr = None
+    else:
+        return None
+    checksum_ok = not verify_checksum or verify(data, pseudo_header(src, dst, 6, size))
+    return ((family, dst, dst_port, src, src_port), seq, ack, flags, window, ts_val, ts_ecr,
+            header_len, data, data[header_len:] if header_len else data, checksum_ok)
+
+
+# The implementation is chosen once, at import (wire/speedups.py).
+if compiled is not None:
+    parse_tcp_frame = compiled.parse_tcp_frame
+    parse_tcp_segment = compiled.parse_tcp_segment
+else:
+    parse_tcp_frame = _py_parse_tcp_frame
+    parse_tcp_segment = _py_parse_tcp_segment
 
 
 class Interface:
@@ -121,31 +198,10 @@ class Interface:
         """Handle one frame; ``checksum_verified``: the device vouches for L4 checksums."""
         # The hot path (module contract): TCP to our MAC in one unfragmented IPv4
         # packet without options, or IPv6 without extension headers, goes straight to
-        # the connection it belongs to.
-        size = len(frame)
-        if size >= 54 and frame[12] == 0x08 and frame[13] == 0 and frame[14] == 0x45:
-            (mac, _, _, _, total, _, frag, _, protocol, _, src,
-             dst) = _ETH_IPV4.unpack_from(frame)
-            # RFC 791 §3.1: TCP, no MF and offset 0, a length within the frame, and a
-            # header checksum that verifies (the 20 bytes as one integer are a multiple
-            # of 0xFFFF exactly when their ones' complement sum is 0xFFFF, RFC 1071).
-            if protocol == 6 and not frag & 0x3FFF and mac == self._mac_bytes \
-                    and 40 <= total <= size - 14 \
-                    and int.from_bytes(frame[14:34], "big") % 0xFFFF == 0 \
-                    and self.tcp.ingress_known(
-                        4, src, dst, memoryview(frame)[34:14 + total],
-                        not checksum_verified and self._verify, now):
-                return
-        elif size >= 74 and frame[12] == 0x86 and frame[13] == 0xDD \
-                and frame[14] >> 4 == 6 and frame[20] == 6:
-            length = (frame[18] << 8) | frame[19]  # RFC 8200 §3: payload length
-            if 20 <= length <= size - 54 and frame[:6] == self._mac_bytes \
-                    and self.tcp.ingress_known(
-                        6, int.from_bytes(frame[22:38], "big"),
-                        int.from_bytes(frame[38:54], "big"),
-                        memoryview(frame)[54:54 + length],
-                        not checksum_verified and self._verify, now):
-                return
+        # the connection it belongs to (parsed in one call: parse_tcp_frame).
+        parsed = parse_tcp_frame(frame, self._mac_bytes, not checksum_verified and self._verify)
+        if parsed is not None and self.tcp.ingress_known(parsed, now):
+            return
         self._ip_at_known = False  # the general path may touch IP timers (ARP, NDP...)
         caps = TRUSTED if checksum_verified else self.config.checksum
         try:

@@ -55,6 +55,7 @@ from .wire.icmpv4 import (
 )
 from .wire.ip import IpProtocol
 from .wire.ipv4 import Ipv4Packet, Ipv4Repr
+from .wire.speedups import compiled
 
 __all__ = ["DEFAULT_TTL", "REASSEMBLY_TIMEOUT", "Ipv4Host"]
 
@@ -364,10 +365,7 @@ class Ipv4Host(IpHost):
                                     f"{'IPv4 total length' if gso_size else 'MTU'} of "
                                     f"{limit} with DF set")
         ident = self._ident = (self._ident + 1) & 0xFFFF
-        _LENGTH_IDENT.pack_into(frame, ETH_HEADER_LEN + 2, total, ident)
-        # RFC 1071: the zeroed fields' sum plus the two just written, complemented.
-        _U16.pack_into(frame, ETH_HEADER_LEN + 10,
-                       ~fold(path.header_sum + total + ident) & 0xFFFF)
+        fill_ipv4(frame, path.header_sum, total, ident)
         if gso_size:
             self._tx.append((frame, payload, gso_size))
         else:
@@ -376,6 +374,20 @@ class Ipv4Host(IpHost):
     def _link_destination(self, dst: IpAddress) -> EthernetAddress:
         # Multicast is sent as a link broadcast: we join no IPv4 group (no IGMP).
         return BROADCAST
+
+
+def _py_fill_ipv4(frame: bytearray, header_sum: int, total: int, ident: int) -> None:
+    """The total length, identification and header checksum (RFC 791 §3.1) of a frame
+    on a :class:`FramePath` whose IPv4 header sums to ``header_sum`` with those fields
+    zero. Pure-Python reference of the compiled ``_speedups.fill_ipv4``
+    (wire/speedups.py)."""
+    _LENGTH_IDENT.pack_into(frame, ETH_HEADER_LEN + 2, total, ident)
+    # RFC 1071: the zeroed fields' sum plus the two just written, complemented.
+    _U16.pack_into(frame, ETH_HEADER_LEN + 10, ~fold(header_sum + total + ident) & 0xFFFF)
+
+
+# The implementation is chosen once, at import (wire/speedups.py).
+fill_ipv4 = compiled.fill_ipv4 if compiled is not None else _py_fill_ipv4
 
 
 def _emit(message: Icmpv4DestUnreachable | Icmpv4TimeExceeded | Icmpv4EchoRequest

@@ -74,6 +74,7 @@ from ..path import FramePath, Payload, start_frame
 from ..wire.checksum import ChecksumCaps, checksum, fold, ones_sum, pseudo_header, verify
 from ..wire.errors import WireError
 from ..wire.ip import IpProtocol
+from ..wire.speedups import TcpFrame, compiled
 from .config import TcpConfig
 from .connection import TcpConnection
 from .isn import IsnGenerator
@@ -83,8 +84,6 @@ from .segment import (
     ACK,
     ALIGNED_TS_WORD,
     FIN,
-    HEADER,
-    HEADER_LEN,
     HEADER_TS,
     HEADER_TS_LEN,
     PSH,
@@ -241,8 +240,7 @@ class TcpHost:
         self.stats["tcp_no_socket"] += 1
         self._reset(family, dst, src, seg, now)
 
-    def ingress_known(self, family: int, src: int, dst: int, data: memoryview,
-                      verify_checksum: bool, now: float) -> bool:
+    def ingress_known(self, parsed: TcpFrame, now: float) -> bool:
         """The hot path (module contract): one TCP segment to ``dst`` from a peer we
         already heard from — the exact four-tuple of a connection past SYN-SENT, whose
         first segment passed every check of the IP layer (a unicast address of ours, a
@@ -250,37 +248,29 @@ class TcpHost:
         skip them. False, with nothing done, for any other segment: the caller takes
         the general path. In-order data and ACKs of ESTABLISHED connections with the
         usual header (no options or ``NOP NOP TS``) go to header prediction
-        (:meth:`TcpConnection._predict`) as plain ints, without a :class:`Segment`."""
-        size = len(data)
-        if size >= HEADER_TS_LEN and data[12] == 0x80:
-            (src_port, dst_port, seq, ack, _, flags, window, _, _, word, ts_val,
-             ts_ecr) = HEADER_TS.unpack_from(data)
-            header_len = HEADER_TS_LEN if word == ALIGNED_TS_WORD else 0
-        elif size >= HEADER_LEN:
-            src_port, dst_port, seq, ack, _, flags, window, _, _ = HEADER.unpack_from(data)
-            header_len = HEADER_LEN if data[12] == 0x50 else 0
-            ts_val = ts_ecr = None
-        else:
-            return False
-        key = (family, dst, dst_port, src, src_port)
+        (:meth:`TcpConnection._predict`) as plain ints, without a :class:`Segment`.
+        ``parsed`` is the header decode of :func:`~..interface.parse_tcp_frame`
+        (compiled or its pure-Python reference, wire/speedups.py), the checksum
+        already checked (counted here, for a connection's segment only)."""
+        (key, seq, ack, flags, window, ts_val, ts_ecr, header_len, data, payload,
+         checksum_ok) = parsed
         conn = self.connections.get(key)
         if conn is None:
+            # The addresses from the key; what is left to verify: only a bad checksum.
             return flags & _CONTROL == SYN and self._syn_known(
-                family, src, dst, key, data, verify_checksum, now)
+                key[0], key[3], key[1], key, data, not checksum_ok, now)
         if conn._state is _SYN_SENT or conn._state is _CLOSED:
             return False
-        if verify_checksum and not verify(data, pseudo_header(src, dst, IpProtocol.TCP,
-                                                              size)):
+        if not checksum_ok:
             self.stats["tcp_drop_bad_checksum"] += 1
             return True
         if header_len:
-            payload = data[header_len:]
             if conn._state is _ESTABLISHED and conn._predict(
                     seq, ack, flags, window, ts_val, ts_ecr, payload, now, None):
                 self._dirty[conn] = None
                 return True
             # The fields decoded are the whole segment: no second parse.
-            seg = Segment(src_port, dst_port, seq, ack, flags, window, payload, None, None,
+            seg = Segment(key[4], key[2], seq, ack, flags, window, payload, None, None,
                           False, (), ts_val, ts_ecr)
             self._to_connection(conn, key, seg, now, conn._state is _ESTABLISHED)
             return True
@@ -554,25 +544,14 @@ def _frame(seg: Segment, path: FramePath, partial: bool) -> bytearray:
     """The frame's headers on ``path`` with the TCP checksum filled in (software, over
     the payload too; RFC 9293 §3.1) or only the folded pseudo-header sum
     (``partial``); the payload itself stays where it is."""
-    offset = path.l4_offset
     payload = seg.payload
     ts_val = seg.ts_val
     if ts_val is not None and seg.mss is None and seg.wscale is None \
             and not seg.sack_blocks and not seg.sack_permitted:
-        # The hot path: every segment of an established connection with timestamps,
-        # written in one pack (the layout of Segment.emit_header).
-        frame = bytearray(offset + HEADER_TS_LEN)
-        frame[:offset] = path.template
-        pseudo = path.pseudo + HEADER_TS_LEN + len(payload)
-        value = pseudo % 0xFFFF or 0xFFFF  # fold(): pseudo is never 0
-        HEADER_TS.pack_into(frame, offset, seg.src_port, seg.dst_port, seg.seq & _MASK32,
-                            seg.ack & _MASK32, 0x80, seg.flags, seg.window,
-                            value if partial else 0, 0, ALIGNED_TS_WORD, ts_val,
-                            seg.ts_ecr or 0)
-        if not partial:
-            value = checksum(memoryview(frame)[offset:], ones_sum(payload, pseudo))
-            _CHECKSUM.pack_into(frame, offset + _TCP_CHECKSUM_OFFSET, value)
-        return frame
+        # The hot path: every segment of an established connection with timestamps.
+        return ts_frame(path.template, path.pseudo, partial, seg.src_port, seg.dst_port,
+                        seg.seq, seg.ack, seg.flags, seg.window, ts_val, seg.ts_ecr, payload)
+    offset = path.l4_offset
     header_len = seg.header_len
     frame = start_frame(path, header_len)
     seg.emit_header(frame, offset)
@@ -584,6 +563,32 @@ def _frame(seg: Segment, path: FramePath, partial: bool) -> bytearray:
         value = checksum(memoryview(frame)[offset:], ones_sum(payload, pseudo))
     _CHECKSUM.pack_into(frame, offset + _TCP_CHECKSUM_OFFSET, value)
     return frame
+
+
+def _py_ts_frame(template: bytes, pseudo: int, partial: bool, src_port: int, dst_port: int,
+                 seq: int, ack: int, flags: int, window: int, ts_val: int,
+                 ts_ecr: int | None, payload: Payload) -> bytearray:
+    """The frame headers of a segment whose only option is the aligned timestamp (RFC
+    7323 Appendix A), behind a path's ``template`` (``pseudo`` its pseudo-header sum
+    without the length), written in one pack (the layout of Segment.emit_header); the
+    checksum as :func:`_frame` fills it. Pure-Python reference of the compiled
+    ``_speedups.ts_frame`` (wire/speedups.py)."""
+    offset = len(template)
+    frame = bytearray(offset + HEADER_TS_LEN)
+    frame[:offset] = template
+    pseudo += HEADER_TS_LEN + len(payload)
+    value = pseudo % 0xFFFF or 0xFFFF  # fold(): pseudo is never 0
+    HEADER_TS.pack_into(frame, offset, src_port, dst_port, seq & _MASK32, ack & _MASK32,
+                        0x80, flags, window, value if partial else 0, 0, ALIGNED_TS_WORD,
+                        ts_val, ts_ecr or 0)
+    if not partial:
+        value = checksum(memoryview(frame)[offset:], ones_sum(payload, pseudo))
+        _CHECKSUM.pack_into(frame, offset + _TCP_CHECKSUM_OFFSET, value)
+    return frame
+
+
+# The implementation is chosen once, at import (wire/speedups.py).
+ts_frame = compiled.ts_frame if compiled is not None else _py_ts_frame
 
 
 def _emit(seg: Segment, src: int, dst: int, partial: bool) -> bytes:

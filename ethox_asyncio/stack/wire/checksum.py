@@ -17,12 +17,19 @@ read as one big-endian integer is congruent to the sum of its 16-bit words.
 It is the fastest correct pure-Python method measured on this machine
 (~0.4 GB/s, see PLATFORM.md). Ones' complement has two zeros: the sum is 0x0000
 only when every word is zero, otherwise a multiple of 0xFFFF is 0xFFFF.
+
+Compiled: ``ones_sum``, ``checksum`` and ``verify`` are the C twins of
+``_speedups.c`` when that extension is active (:mod:`.speedups`; it sums 64 bits at a
+time), else the pure-Python reference below (``_py_ones_sum`` etc.), which the C code
+also hands any input it does not take itself (a negative ``initial``, a strided view).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from .speedups import compiled
 
 __all__ = [
     "CHECKSUM_SOFTWARE",
@@ -45,7 +52,7 @@ def fold(total: int) -> int:
     return folded
 
 
-def ones_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
+def _py_ones_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     """Ones' complement sum of ``data`` (padded with a zero byte if odd) plus ``initial``."""
     total = int.from_bytes(data, "big")
     if len(data) & 1:
@@ -53,14 +60,25 @@ def ones_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     return fold(total + initial)
 
 
-def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
+def _py_checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     """The RFC 1071 checksum of ``data`` (with its checksum field zeroed) plus ``initial``."""
-    return ~ones_sum(data, initial) & 0xFFFF
+    return ~_py_ones_sum(data, initial) & 0xFFFF
 
 
-def verify(data: bytes | bytearray | memoryview, initial: int = 0) -> bool:
+def _py_verify(data: bytes | bytearray | memoryview, initial: int = 0) -> bool:
     """True if ``data``, checksum field included, sums (with ``initial``) to 0xFFFF."""
-    return ones_sum(data, initial) == 0xFFFF
+    return _py_ones_sum(data, initial) == 0xFFFF
+
+
+# The implementation is chosen once, at import (module docstring).
+if compiled is not None:
+    ones_sum = compiled.ones_sum
+    checksum = compiled.checksum
+    verify = compiled.verify
+else:
+    ones_sum = _py_ones_sum
+    checksum = _py_checksum
+    verify = _py_verify
 
 
 def update16(old_checksum: int, old_word: int, new_word: int) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from ethox_asyncio.stack.common import TRUSTED
+from ethox_asyncio.stack.interface import parse_tcp_segment
 from ethox_asyncio.stack.tcp import connection as connection_module
 from ethox_asyncio.stack.tcp.connection import EV_DATA, TcpConnection
 from ethox_asyncio.stack.tcp.host import TcpHost
@@ -157,7 +158,8 @@ class Twins:
         data = wire_bytes(segment)
         # The fast twin as the interface's hot path would hand it over; a segment the
         # host does not take there goes to the general path, as Interface.ingress does.
-        if not self.fast_host.ingress_known(4, SRC, DST, memoryview(data), False, now):
+        parsed = parse_tcp_segment(4, SRC, DST, memoryview(data), False)
+        if parsed is None or not self.fast_host.ingress_known(parsed, now):
             self.fast_host.ingress(4, SRC, DST, memoryview(data), TRUSTED, now)
         self.full_host.ingress(4, SRC, DST, memoryview(bytes(data)), TRUSTED, now)
         self.compare(step or repr(segment))
@@ -219,7 +221,8 @@ def test_quick_acks_take_the_fast_path_too(ts: bool) -> None:
 def test_data_is_delivered_as_a_view_of_the_frame_and_the_scratch_keeps_none() -> None:
     twins = Twins(ts=True)
     frame = wire_bytes(seg(r(1), l(1), "P", b"hello", ts=(1001, 0)))
-    assert twins.fast_host.ingress_known(4, SRC, DST, memoryview(frame), False, 0.1)
+    parsed = parse_tcp_segment(4, SRC, DST, memoryview(frame), False)
+    assert parsed is not None and twins.fast_host.ingress_known(parsed, 0.1)
     [(kind, _, payload)] = list(twins.fast.events)
     assert kind == EV_DATA and isinstance(payload, memoryview) and payload.obj is frame
     assert connection_module._SCRATCH.payload == b""  # no view of the frame kept
