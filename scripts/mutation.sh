@@ -30,6 +30,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MUTMUT_VERSION=3.8.1
+# Mutants are made of the Python code; the stack's compiled twins (stack/wire/
+# _speedups.c) would run instead of the mutated reference functions and hide them.
+export ETHOX_NO_EXTENSIONS=1
 
 # Modules to test: arguments, else MUTATION_MODULES, else all configured ones.
 modules=("$@")
