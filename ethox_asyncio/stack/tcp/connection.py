@@ -286,7 +286,8 @@ class TcpConnection(Sender):
         the new size, without touching cwnd or backing off the timer (Linux
         ``tcp_simple_retransmit``: the loss was the path's, not congestion). True if
         the limit fell; one at or above the current one is ignored (the path MTU
-        rises again only by aging, which is not done)."""
+        rises again only when the host's estimate expires:
+        :meth:`on_path_mtu_expired`)."""
         state = self._state
         if mss_limit >= self.mss_limit or state is _S.CLOSED or state is _S.TIME_WAIT:
             return False
@@ -298,6 +299,25 @@ class TcpConnection(Sender):
         if self.smss < old and self.snd_max != self.snd_una \
                 and state is not _S.SYN_SENT and state is not _S.SYN_RECEIVED:
             self._resend_flight()  # in the new size
+        return True
+
+    def on_path_mtu_expired(self, mss_limit: int, now: float) -> bool:
+        """The path's MTU estimate expired (RFC 1191 §6.3, RFC 8201 §4): segments of up
+        to ``mss_limit`` (the interface's) may go again; a path still small says so
+        with another too-big message. A black-hole clamp keeps its own retry time and
+        returns to this size after it. True if the MSS rose."""
+        state = self._state
+        if state is _S.CLOSED or state is _S.TIME_WAIT:
+            return False
+        if self._blackhole_limit:
+            if mss_limit > self._blackhole_limit:
+                self._blackhole_limit = mss_limit
+            return False
+        if mss_limit <= self.mss_limit:
+            return False
+        self.mss_limit = mss_limit
+        self._set_mss_from_limit()
+        self.stats["tcp_pmtu_raised"] += 1
         return True
 
     def _report(self, error: BaseException | None) -> None:

@@ -58,6 +58,15 @@ Contract:
   interface's event queue; finished connections leave the table on their own.
 - ICMP errors quoting one of our segments reach the connection through
   :meth:`icmp_error` (RFC 5927: the connection checks the sequence number).
+- Path MTU per destination (RFC 1191 §5-6, RFC 8201 §4-5): a too-big message that a
+  connection accepts sets the destination's MSS limit for ``PMTU_EXPIRES`` (600 s,
+  RFC 8201's recommended 10 minutes, Linux ``mtu_expires``); it lowers every
+  connection to that destination, and connections opened to it meanwhile start at
+  it (their advertised MSS too, as Linux's route MTU gives it). When it expires the
+  connections it limited go back to the interface's MSS (RFC 1191 §6.3: a larger
+  PMTU is tried again; a path still small says so again). Only a message that lowers
+  the limit walks the connections, so a flood of equal ones costs O(1) each; at most
+  ``PMTU_CACHE_MAX`` destinations are kept (the oldest is forgotten first).
 
 Sans-IO: never reads a clock, never does I/O.
 """
@@ -99,6 +108,8 @@ __all__ = ["TcpHost", "TcpSender", "complete_checksum", "partial_checksum_span"]
 _CHECKSUM = struct.Struct("!H")
 IPV4_TCP_MSS_OVERHEAD = 40  # IPv4 + TCP headers without options
 IPV6_TCP_MSS_OVERHEAD = 60
+PMTU_EXPIRES = 600.0  # seconds a learned path MTU holds (RFC 8201 §4, Linux mtu_expires)
+PMTU_CACHE_MAX = 4096  # destinations whose path MTU is remembered
 PMTU_FLOOR_IPV4 = 552  # Linux net.ipv4.route.min_pmtu
 PMTU_FLOOR_IPV6 = 1280  # RFC 8200 §5: the IPv6 minimum link MTU
 # The payload of a TSO super-segment: what the 16-bit IPv6 payload length (and the
@@ -153,6 +164,10 @@ class TcpHost:
         self._timers: list[tuple[float, int, TcpConnection]] = []
         self._timer_seq = 0
         self._live_timers = 0
+        # Path MTU per destination (module contract): (family, remote address) ->
+        # (MSS limit, expiry time), in the order learnt; the earliest expiry.
+        self._pmtu: dict[tuple[int, int], tuple[int, float]] = {}
+        self._pmtu_next = float("inf")
 
     # --- user calls -----------------------------------------------------------------
 
@@ -172,7 +187,7 @@ class TcpHost:
         conn = TcpConnection(
             self.config, local_port=local_port, remote_port=remote_port,
             iss=self.isn.isn(local_addr, local_port, remote_addr, remote_port, now),
-            mss_limit=self._mss_limit(family), now=now, events=self.events,
+            mss_limit=self._mss_limit(family, remote_addr, now), now=now, events=self.events,
             ts_offset=self.isn.isn(remote_addr, remote_port, local_addr, local_port, 0.0),
             owner=owner, stats=self.stats)
         self._add(key, conn)
@@ -318,10 +333,7 @@ class TcpHost:
             overhead = IPV4_TCP_MSS_OVERHEAD if family == 4 else IPV6_TCP_MSS_OVERHEAD
             mss_limit = (mtu if mtu > floor else floor) - overhead
             self.stats["tcp_pmtu_messages"] += 1
-            for key, other in self.connections.items():
-                if key[0] == family and key[3] == remote_addr and \
-                        other.on_path_mtu(mss_limit, now):
-                    self._after(other)
+            self._learn_path_mtu(family, remote_addr, mss_limit, now)
         return True
 
     # --- timers and output ----------------------------------------------------------
@@ -358,6 +370,8 @@ class TcpHost:
 
     def egress(self, now: float) -> None:
         """Run due timers and send what every connection has to send."""
+        if now >= self._pmtu_next:
+            self._expire_path_mtus(now)
         heap = self._timers
         while heap and heap[0][0] <= now:
             at = self._top()
@@ -458,7 +472,7 @@ class TcpHost:
                          now: float) -> bool:
         family, local_addr, _, remote_addr, remote_port = key
         conn = listener.on_syn(seg, local_addr, remote_addr, remote_port,
-                               self._mss_limit(family), now)
+                               self._mss_limit(family, remote_addr, now), now)
         if conn is None:
             return False
         self._add(key, conn)
@@ -503,9 +517,54 @@ class TcpHost:
             return any(f == family and p == port for f, _, p in self.listeners)
         return (family, addr, port) in self.listeners or (family, 0, port) in self.listeners
 
-    def _mss_limit(self, family: int) -> int:
+    def _mss_limit(self, family: int, remote: int | None = None, now: float = 0.0) -> int:
+        """The interface's MSS limit, or the lower one learnt for ``remote``'s path and
+        not expired at ``now``."""
         overhead = IPV4_TCP_MSS_OVERHEAD if family == 4 else IPV6_TCP_MSS_OVERHEAD
-        return self.mtu - overhead
+        limit = self.mtu - overhead
+        if self._pmtu and remote is not None:
+            learnt = self._pmtu.get((family, remote))
+            if learnt is not None and learnt[1] > now and learnt[0] < limit:
+                return learnt[0]
+        return limit
+
+    def _learn_path_mtu(self, family: int, remote: int, mss_limit: int, now: float) -> None:
+        """A too-big message a connection accepted: the destination's MSS limit (module
+        contract). RFC 8201 §5.2: a message never raises the estimate."""
+        if mss_limit >= self._mss_limit(family):
+            return
+        dest = (family, remote)
+        learnt = self._pmtu.get(dest)
+        expires = now + PMTU_EXPIRES
+        if learnt is not None and learnt[1] > now and learnt[0] <= mss_limit:
+            if learnt[0] == mss_limit:
+                self._pmtu[dest] = (mss_limit, expires)  # said again: it holds longer
+            return
+        self._pmtu.pop(dest, None)
+        self._pmtu[dest] = (mss_limit, expires)
+        if len(self._pmtu) > PMTU_CACHE_MAX:
+            del self._pmtu[next(iter(self._pmtu))]  # the oldest
+        if expires < self._pmtu_next:
+            self._pmtu_next = expires
+        for key, other in self.connections.items():
+            if key[0] == family and key[3] == remote and other.on_path_mtu(mss_limit, now):
+                self._after(other)
+
+    def _expire_path_mtus(self, now: float) -> None:
+        """RFC 1191 §6.3 / RFC 8201 §4: estimates older than ``PMTU_EXPIRES`` are
+        dropped, and the connections to those destinations may use the interface's MSS
+        again."""
+        pmtu = self._pmtu
+        expired = {dest for dest, (_, at) in pmtu.items() if at <= now}
+        for dest in expired:
+            del pmtu[dest]
+        self._pmtu_next = min((at for _, at in pmtu.values()), default=float("inf"))
+        if not expired:
+            return
+        full = {4: self._mss_limit(4), 6: self._mss_limit(6)}
+        for key, conn in self.connections.items():
+            if (key[0], key[3]) in expired and conn.on_path_mtu_expired(full[key[0]], now):
+                self._after(conn)
 
     def _reset(self, family: int, local_addr: int, remote_addr: int, seg: Segment,
                now: float) -> None:

@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv6Address
 import pytest
 
 from ethox_asyncio.stack.tcp.connection import TcpConnection
+from ethox_asyncio.stack.tcp.host import PMTU_CACHE_MAX
 from ethox_asyncio.stack.tcp.state import TcpState
 from ethox_asyncio.stack.wire.icmpv4 import Icmpv4DestUnreachable
 from ethox_asyncio.stack.wire.icmpv6 import Icmpv6PacketTooBig
@@ -201,3 +202,139 @@ def test_the_path_mtu_applies_to_every_connection_to_that_destination() -> None:
     segment = next(frame for frame in sent if is_data(frame, 4))
     wire.a.ingress(too_big(wire, 4, segment, 1000), wire.now)
     assert client.smss == other.smss == 1000 - 40 - 12
+
+
+# --- the path MTU per destination: remembered, inherited, aged ----------------------
+
+
+def learn_path_mtu(family: int = 4, mtu: int = 1300):  # type: ignore[no-untyped-def]
+    """A's connection to B is told that the path carries ``mtu`` bytes."""
+    wire, client, server = established_wire(family)
+    sent: list[bytes] = []
+    wire.tamper = lambda frame: sent.append(frame) or None  # type: ignore[func-returns-value]
+    client.send(bytes(3000))
+    wire.a.tcp.touch(client)
+    wire.run(until=0.005)
+    segment = next(frame for frame in sent if is_data(frame, family))
+    wire.tamper = lambda frame: frame
+    wire.a.ingress(too_big(wire, family, segment, mtu), wire.now)
+    wire.run(until=0.05)  # the flight again in the new size
+    return wire, client, server
+
+
+def test_a_new_connection_to_that_destination_starts_at_the_learnt_path_mtu() -> None:
+    # RFC 1191 §5 / RFC 8201 §5: the estimate belongs to the path, so a connection
+    # opened to it later uses it (and advertises it, as Linux's route MTU does).
+    wire, client, _ = learn_path_mtu(4, 1300)
+    assert client.smss == 1300 - 40 - 12
+    a_ip, b_ip = ADDRESSES[4]
+    other = wire.a.tcp.connect(4, int(a_ip), 0, int(b_ip), 8080, wire.now)
+    wire.run(until=0.05)
+    assert other.state is TcpState.ESTABLISHED
+    assert other.adv_mss == 1300 - 40 and other.smss == 1300 - 40 - 12
+
+
+def test_a_connection_accepted_from_that_destination_starts_at_it() -> None:
+    wire, _, _ = learn_path_mtu(4, 1300)
+    a_ip, b_ip = ADDRESSES[4]
+    listener = wire.a.tcp.listen(4, 0, 9090, backlog=8)
+    wire.b.tcp.connect(4, int(b_ip), 0, int(a_ip), 9090, wire.now)
+    wire.run(until=0.05)
+    accepted = listener.accept()
+    assert accepted is not None and accepted.state is TcpState.ESTABLISHED
+    assert accepted.adv_mss == 1300 - 40 and accepted.smss == 1300 - 40 - 12
+
+
+def test_other_destinations_keep_the_interfaces_mss() -> None:
+    wire, _, _ = learn_path_mtu(4, 1300)
+    a6, b6 = ADDRESSES[6]
+    wire.b.tcp.listen(6, 0, 8080, backlog=8)
+    other = wire.a.tcp.connect(6, int(a6), 0, int(b6), 8080, wire.now)
+    wire.run(until=0.05)
+    assert other.smss == 1500 - 60 - 12
+
+
+def test_a_later_message_never_raises_the_estimate() -> None:
+    # RFC 8201 §5.2: a too-big message cannot increase the path MTU.
+    wire, client, _ = learn_path_mtu(4, 1300)
+    sent: list[bytes] = []
+    wire.tamper = lambda frame: sent.append(frame) or frame  # type: ignore[func-returns-value]
+    client.send(bytes(3000))
+    wire.a.tcp.touch(client)
+    wire.run(until=0.001)
+    segment = next(frame for frame in sent if is_data(frame, 4))
+    wire.a.ingress(too_big(wire, 4, segment, 1400), wire.now)
+    assert client.smss == 1300 - 40 - 12
+    assert wire.a.tcp._mss_limit(4, int(ADDRESSES[4][1]), wire.now) == 1300 - 40
+
+
+def test_equal_messages_walk_the_connections_once() -> None:
+    # Only a message that lowers the estimate looks at the connections: a flood of
+    # equal ones (each accepted by the quoted connection) costs O(1) each.
+    wire, client, _ = learn_path_mtu(4, 1300)
+
+    class Counting(dict):  # type: ignore[type-arg]
+        walks = 0
+
+        def items(self):  # type: ignore[no-untyped-def, override]
+            Counting.walks += 1
+            return super().items()
+    wire.a.tcp.connections = Counting(wire.a.tcp.connections)
+    sent: list[bytes] = []
+    wire.tamper = lambda frame: sent.append(frame) or None  # type: ignore[func-returns-value]
+    client.send(bytes(3000))
+    wire.a.tcp.touch(client)
+    wire.run(until=0.001)
+    segment = next(frame for frame in sent if is_data(frame, 4))
+    for _ in range(50):
+        wire.a.ingress(too_big(wire, 4, segment, 1300), wire.now)
+    assert wire.a.stats["tcp_pmtu_messages"] == 51
+    assert Counting.walks == 0
+    wire.a.ingress(too_big(wire, 4, segment, 1200), wire.now)  # lower: one walk
+    assert Counting.walks == 1 and client.smss == 1200 - 40 - 12
+
+
+def test_the_estimate_expires_after_ten_minutes() -> None:
+    # RFC 1191 §6.3 / RFC 8201 §4: after PMTU_EXPIRES (600 s, Linux mtu_expires) the
+    # connection tries the interface's MSS again, and new connections start there.
+    wire, client, server = learn_path_mtu(4, 1300)
+    a_ip, b_ip = ADDRESSES[4]
+    wire.now += 599.0
+    wire.run(until=0.05)
+    assert client.smss == 1300 - 40 - 12
+    wire.now += 1.0
+    client.send(bytes(5000))
+    wire.a.tcp.touch(client)
+    wire.run(until=0.05)
+    assert client.smss == 1448 and client.stats["tcp_pmtu_raised"] == 1
+    assert not wire.a.tcp._pmtu
+    other = wire.a.tcp.connect(4, int(a_ip), 0, int(b_ip), 8080, wire.now)
+    wire.run(until=0.05)
+    assert other.smss == 1448
+    take_data(wire.b, server)
+
+
+def test_at_most_pmtu_cache_max_destinations_are_remembered() -> None:
+    wire, _, _ = established_wire(4)
+    host = wire.a.tcp
+    for remote in range(PMTU_CACHE_MAX + 10):
+        host._learn_path_mtu(4, 0xC6120000 + remote, 1000, 1.0)
+    assert len(host._pmtu) == PMTU_CACHE_MAX
+    assert (4, 0xC6120000) not in host._pmtu  # the oldest went first
+    assert (4, 0xC6120000 + PMTU_CACHE_MAX + 9) in host._pmtu
+
+
+def test_expiry_during_a_black_hole_clamp_waits_for_the_clamps_retry() -> None:
+    conn = established(config())
+    conn.send(bytes(4 * MSS))
+    data_lengths(conn, 0.0)
+    assert conn.on_path_mtu(1300 - 40, 0.0)
+    now = 0.0
+    for _ in range(3):  # three timeouts in a row: the black-hole clamp
+        assert conn.rto_at is not None
+        now = conn.rto_at
+        conn.on_timer(now)
+        data_lengths(conn, now)
+    assert conn.mss_limit == 1024 and conn._blackhole_limit == 1300 - 40
+    assert not conn.on_path_mtu_expired(1460, now)
+    assert conn.mss_limit == 1024 and conn._blackhole_limit == 1460
