@@ -388,6 +388,12 @@ class TcpConnection(Sender):
         self._rtt_seq = None
         if self._retries:
             self.rtt.fallback()  # RFC 6298 §5.7 (only without an RTT sample)
+            if self._retries > 1:
+                # RFC 5681 §3.1: after a lost SYN or SYN-ACK the initial window is one
+                # segment — as Linux (tcp_init_transfer), only after more than one
+                # retransmission: with RFC 6298's 1 s initial RTO one is often spurious.
+                self.cc.cwnd = self.smss
+                self.stats["tcp_syn_loss_window"] += 1
         self._retries = 0
         self.rto_at = None
         self._ever_established = True

@@ -399,3 +399,42 @@ def test_syn_data_is_not_accepted() -> None:
                            5.0)
     assert conn is not None
     check(recv_one(conn, 5.0), ack=r(1))  # the SYN's text is not acknowledged
+
+
+# -- the initial window after a lost SYN or SYN-ACK -------------------------------------
+
+
+def test_two_lost_syns_leave_an_initial_window_of_one_segment() -> None:
+    # RFC 5681 §3.1 (as Linux: after more than one retransmission of the SYN).
+    conn = syn_sent(config(timestamps=False), now=0.0)
+    recv_one(conn, 0.0)
+    for at in (1.0, 3.0):
+        tick(conn, at)
+        recv_one(conn, at)
+    send(conn, seg(r(0), l(1), "S", mss=1460), 3.1)
+    recv_one(conn, 3.1)  # the ACK
+    assert conn.state is TcpState.ESTABLISHED
+    assert conn.cc.cwnd == conn.smss and conn.stats["tcp_syn_loss_window"] == 1
+    conn.send(b"w" * 10 * conn.smss)
+    assert len(recv(conn, 3.2)) == 1
+
+
+def test_one_lost_syn_keeps_the_initial_window() -> None:
+    conn = syn_sent(config(timestamps=False), now=0.0)
+    recv_one(conn, 0.0)
+    tick(conn, 1.0)
+    recv_one(conn, 1.0)
+    send(conn, seg(r(0), l(1), "S", mss=1460), 1.1)
+    recv_one(conn, 1.1)
+    assert conn.cc.cwnd == 10 * conn.smss and not conn.stats["tcp_syn_loss_window"]
+
+
+def test_two_lost_syn_acks_leave_an_initial_window_of_one_segment() -> None:
+    _, conn = passive(config(timestamps=False), now=0.0)
+    recv_one(conn, 0.0)
+    for at in (1.0, 3.0):
+        tick(conn, at)
+        recv_one(conn, at)
+    send(conn, seg(r(1), l(1), ""), 3.1)
+    assert conn.state is TcpState.ESTABLISHED
+    assert conn.cc.cwnd == conn.smss
