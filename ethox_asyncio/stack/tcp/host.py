@@ -236,10 +236,8 @@ class TcpHost:
                                                           len(data))):
             self.stats["tcp_drop_bad_checksum"] += 1
             return
-        try:
-            seg = Segment.parse(data)
-        except WireError as error:
-            self.stats[f"tcp_drop_{type(error).__name__}"] += 1
+        seg = self._parse(data)
+        if seg is None:
             return
         key = (family, dst, seg.dst_port, src, seg.src_port)
         conn = self.connections.get(key)
@@ -289,13 +287,18 @@ class TcpHost:
                           False, (), ts_val, ts_ecr)
             self._to_connection(conn, key, seg, now, conn._state is _ESTABLISHED)
             return True
+        seg = self._parse(data)
+        if seg is not None:
+            self._to_connection(conn, key, seg, now)
+        return True
+
+    def _parse(self, data: memoryview | bytes) -> Segment | None:
+        """The segment, or None with the malformation counted (``tcp_drop_<reason>``)."""
         try:
-            seg = Segment.parse(data)
+            return Segment.parse(data)
         except WireError as error:
             self.stats[f"tcp_drop_{type(error).__name__}"] += 1
-            return True
-        self._to_connection(conn, key, seg, now)
-        return True
+            return None
 
     def _to_connection(self, conn: TcpConnection, key: _Key, seg: Segment, now: float,
                        tried: bool = False) -> None:
@@ -496,14 +499,11 @@ class TcpHost:
                                                               len(data))):
             self.stats["tcp_drop_bad_checksum"] += 1
             return True
-        try:
-            seg = Segment.parse(data)
-        except WireError as error:
-            self.stats[f"tcp_drop_{type(error).__name__}"] += 1
-            return True
-        # Refused by the listener (queue full, closed): dropped and counted there, as
-        # ingress drops a SYN the listener did not take (no ACK: no RST).
-        self._syn_to_listener(listener, key, seg, now)
+        seg = self._parse(data)
+        if seg is not None:
+            # Refused by the listener (queue full, closed): dropped and counted there, as
+            # ingress drops a SYN the listener did not take (no ACK: no RST).
+            self._syn_to_listener(listener, key, seg, now)
         return True
 
     def _listener_for(self, family: int, addr: int, port: int) -> TcpListener | None:

@@ -134,6 +134,22 @@ def is_data(frame: bytes, family: int) -> bool:
     return frame[12:14] == b"\x86\xdd" and frame[20] == IpProtocol.TCP and len(frame) > 200
 
 
+def send_and_capture(wire: Wire, client: TcpConnection, family: int, *, drop: bool,
+                     until: float) -> bytes:
+    """The first data frame ``client`` sends of 3000 new bytes within ``until`` seconds;
+    ``drop``: the path loses every frame meanwhile (a router that answers with ICMP)."""
+    sent: list[bytes] = []
+
+    def capture(frame: bytes) -> bytes | None:
+        sent.append(frame)
+        return None if drop else frame
+    wire.tamper = capture
+    client.send(bytes(3000))
+    wire.a.tcp.touch(client)
+    wire.run(until=until)
+    return next(frame for frame in sent if is_data(frame, family))
+
+
 @pytest.mark.parametrize(("family", "mtu", "expected_smss"), [
     (4, 1200, 1200 - 40 - 12),  # the timestamps option counts against the MSS
     (4, 300, 552 - 40 - 12),  # floored at Linux's min_pmtu
@@ -176,12 +192,7 @@ def test_icmp_too_big_lowers_the_mss_and_the_transfer_completes(
 def test_a_forged_too_big_for_data_not_in_flight_is_ignored() -> None:
     """RFC 5927 §4.1: the quoted sequence number must be in flight."""
     wire, client, _ = established_wire(4)
-    sent: list[bytes] = []
-    wire.tamper = lambda frame: sent.append(frame) or frame  # type: ignore[func-returns-value]
-    client.send(bytes(3000))
-    wire.a.tcp.touch(client)
-    wire.run(until=0.05)  # all of it acknowledged
-    segment = next(frame for frame in sent if is_data(frame, 4))
+    segment = send_and_capture(wire, client, 4, drop=False, until=0.05)  # all of it acknowledged
     wire.a.ingress(too_big(wire, 4, segment, 1000), wire.now)
     assert client.smss == 1448
     assert wire.a.stats["tcp_icmp_out_of_window"] == 1
@@ -194,12 +205,7 @@ def test_the_path_mtu_applies_to_every_connection_to_that_destination() -> None:
     other = wire.a.tcp.connect(4, int(a_ip), 0, int(b_ip), 8080, wire.now)
     wire.run(until=0.05)
     assert other.state is TcpState.ESTABLISHED
-    sent: list[bytes] = []
-    wire.tamper = lambda frame: sent.append(frame) or None  # type: ignore[func-returns-value]
-    client.send(bytes(3000))
-    wire.a.tcp.touch(client)
-    wire.run(until=0.005)
-    segment = next(frame for frame in sent if is_data(frame, 4))
+    segment = send_and_capture(wire, client, 4, drop=True, until=0.005)
     wire.a.ingress(too_big(wire, 4, segment, 1000), wire.now)
     assert client.smss == other.smss == 1000 - 40 - 12
 
@@ -210,13 +216,8 @@ def test_the_path_mtu_applies_to_every_connection_to_that_destination() -> None:
 def learn_path_mtu(family: int = 4, mtu: int = 1300):  # type: ignore[no-untyped-def]
     """A's connection to B is told that the path carries ``mtu`` bytes."""
     wire, client, server = established_wire(family)
-    sent: list[bytes] = []
-    wire.tamper = lambda frame: sent.append(frame) or None  # type: ignore[func-returns-value]
-    client.send(bytes(3000))
-    wire.a.tcp.touch(client)
-    wire.run(until=0.005)
-    segment = next(frame for frame in sent if is_data(frame, family))
-    wire.tamper = lambda frame: frame
+    segment = send_and_capture(wire, client, family, drop=True, until=0.005)
+    wire.tamper = lambda frame: frame  # the path carries what fits again
     wire.a.ingress(too_big(wire, family, segment, mtu), wire.now)
     wire.run(until=0.05)  # the flight again in the new size
     return wire, client, server
@@ -257,12 +258,7 @@ def test_other_destinations_keep_the_interfaces_mss() -> None:
 def test_a_later_message_never_raises_the_estimate() -> None:
     # RFC 8201 §5.2: a too-big message cannot increase the path MTU.
     wire, client, _ = learn_path_mtu(4, 1300)
-    sent: list[bytes] = []
-    wire.tamper = lambda frame: sent.append(frame) or frame  # type: ignore[func-returns-value]
-    client.send(bytes(3000))
-    wire.a.tcp.touch(client)
-    wire.run(until=0.001)
-    segment = next(frame for frame in sent if is_data(frame, 4))
+    segment = send_and_capture(wire, client, 4, drop=False, until=0.001)
     wire.a.ingress(too_big(wire, 4, segment, 1400), wire.now)
     assert client.smss == 1300 - 40 - 12
     assert wire.a.tcp._mss_limit(4, int(ADDRESSES[4][1]), wire.now) == 1300 - 40
@@ -280,12 +276,7 @@ def test_equal_messages_walk_the_connections_once() -> None:
             Counting.walks += 1
             return super().items()
     wire.a.tcp.connections = Counting(wire.a.tcp.connections)
-    sent: list[bytes] = []
-    wire.tamper = lambda frame: sent.append(frame) or None  # type: ignore[func-returns-value]
-    client.send(bytes(3000))
-    wire.a.tcp.touch(client)
-    wire.run(until=0.001)
-    segment = next(frame for frame in sent if is_data(frame, 4))
+    segment = send_and_capture(wire, client, 4, drop=True, until=0.001)
     for _ in range(50):
         wire.a.ingress(too_big(wire, 4, segment, 1300), wire.now)
     assert wire.a.stats["tcp_pmtu_messages"] == 51
