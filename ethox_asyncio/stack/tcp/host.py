@@ -287,9 +287,9 @@ class TcpHost:
                           False, (), ts_val, ts_ecr)
             self._to_connection(conn, key, seg, now, conn._state is _ESTABLISHED)
             return True
-        seg = self._parse(data)
-        if seg is not None:
-            self._to_connection(conn, key, seg, now)
+        full = self._parse(data)
+        if full is not None:
+            self._to_connection(conn, key, full, now)
         return True
 
     def _parse(self, data: memoryview | bytes) -> Segment | None:
