@@ -169,7 +169,7 @@ class EthoxServer(asyncio.AbstractServer):
         protocol: asyncio.BaseProtocol | None = None
         transport: asyncio.Transport | None = None
         try:
-            extra = loop._tcp_extra(conn)
+            key = loop._tcp_key(conn)
             protocol = self._protocol_factory()
             if self._ssl_context:
                 waiter: asyncio.Future[None] = loop.create_future()
@@ -177,11 +177,11 @@ class EthoxServer(asyncio.AbstractServer):
                     loop, protocol, self._ssl_context, waiter, server_side=True,
                     ssl_handshake_timeout=self._ssl_handshake_timeout,  # type: ignore[arg-type]
                     ssl_shutdown_timeout=self._ssl_shutdown_timeout)
-                TcpTransport(loop, ssl_protocol, conn, extra, server=self)
+                TcpTransport(loop, ssl_protocol, conn, key, server=self)
                 transport = ssl_protocol._app_transport
                 loop.create_task(_close_on_failure(waiter, transport))
             else:
-                transport = TcpTransport(loop, protocol, conn, extra, server=self)
+                transport = TcpTransport(loop, protocol, conn, key, server=self)
         except Exception as exc:
             if transport is None:
                 conn.abort(loop.time())

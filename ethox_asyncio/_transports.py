@@ -59,6 +59,10 @@ if TYPE_CHECKING:
 
 EARLY_LIMIT = 256  # datagrams/errors held before reading starts (about one pump's worth)
 _WARN_AFTER_CLOSED_SENDS = constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES  # 5
+# asyncio's default write-buffer limits (_FlowControlMixin._set_write_buffer_limits()),
+# as shared objects: a computed 16384 is a new int per transport.
+_HIGH_WATER = 64 * 1024
+_LOW_WATER = _HIGH_WATER // 4
 
 
 class DatagramTransport(asyncio.DatagramTransport):
@@ -224,29 +228,46 @@ def _set_result_unless_cancelled(future: asyncio.Future[None]) -> None:
 
 
 class TcpTransport(asyncio.transports._FlowControlMixin):
-    """A stream transport over one stack TCP connection (see the module contract)."""
+    """A stream transport over one stack TCP connection (see the module contract).
+
+    In ``__slots__`` (asyncio's transport bases have slots too), with ``__weakref__``
+    as CPython's and uvloop's transports have: no ``__dict__`` per connection.
+    """
+
+    __slots__ = ("__weakref__", "_backlog", "_buffered", "_closing", "_conn", "_conn_lost",
+                 "_dead", "_eof", "_eof_pending", "_key", "_paused", "_protocol",
+                 "_protocol_connected", "_reading", "_server", "_writes_after_close")
 
     _start_tls_compatible = True  # loop.start_tls wraps any transport via SSLProtocol
     # Set or provided by asyncio's _FlowControlMixin (typeshed does not declare them).
-    _extra: dict[str, Any]
+    _extra: dict[str, Any] | None
     _high_water: int
     _protocol_paused: bool
     _maybe_pause_protocol: Any
     _maybe_resume_protocol: Any
 
     def __init__(self, loop: _EthoxLoopMixin, protocol: asyncio.BaseProtocol,
-                 conn: TcpConnection, extra: dict[str, Any], *,
+                 conn: TcpConnection, key: tuple[int, int, int, int, int], *,
                  waiter: asyncio.Future[None] | None = None,
                  server: EthoxServer | None = None) -> None:
-        super().__init__(extra, loop)
+        # What _FlowControlMixin.__init__(extra, loop) does (BaseTransport's _extra, the
+        # loop, not paused, the default limits), without its three calls. The extra
+        # info is made from ``key`` (the connection's four-tuple, as the loop's
+        # _tcp_key gives it) when first asked for: an idle connection's memory, ~300
+        # bytes, that an application which never asks does not pay.
+        self._extra = None
+        self._key = key
         self._loop: _EthoxLoopMixin = loop
+        self._protocol_paused = False
+        self._high_water = _HIGH_WATER
+        self._low_water = _LOW_WATER
         self._conn = conn
         conn.owner = self
         conn.set_reading(False)  # until connection_made has run
-        self._protocol: Any = None
-        self._buffered = False
-        self._protocol_connected = False
-        self.set_protocol(protocol)
+        # set_protocol(protocol), inline.
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._protocol: Any = protocol
+        self._protocol_connected = True
         self._server = server
         self._closing = False  # close()/abort()/a fatal error: no more reading or writing
         self._conn_lost = 0  # connection_lost is scheduled (CPython's _conn_lost)
@@ -268,13 +289,16 @@ class TcpTransport(asyncio.transports._FlowControlMixin):
 
     def __repr__(self) -> str:
         state = "closed" if self._conn_lost else "closing" if self._closing else "open"
-        peer = self._extra.get("peername")
+        peer = self.get_extra_info("peername")
         return f"<ethox TcpTransport {state} peer={peer} {self._conn.state.name}>"
 
     # --- BaseTransport ----------------------------------------------------------------
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._extra.get(name, default)
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = self._loop._tcp_extra_of(*self._key)
+        return extra.get(name, default)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)

@@ -455,10 +455,11 @@ class _EthoxLoopMixin(_LoopBase):
         if not self._collecting:
             self._schedule_pump()
 
-    def _tcp_extra(self, conn: TcpConnection) -> dict[str, Any]:
+    def _tcp_key(self, conn: TcpConnection) -> tuple[int, int, int, int, int]:
         # The host's four-tuple table (a read of its private index: the connection does
-        # not carry its addresses); valid while the connection is in the table.
-        return self._tcp_extra_of(*self._stack.tcp.four_tuple(conn))
+        # not carry its addresses); valid while the connection is in the table. The
+        # transport keeps it and makes its extra info (_tcp_extra_of) when asked.
+        return self._stack.tcp.four_tuple(conn)
 
     @staticmethod
     def _tcp_extra_of(family: int, local: int, local_port: int, remote: int,
@@ -506,7 +507,7 @@ class _EthoxLoopMixin(_LoopBase):
         if ssl_shutdown_timeout is not None and not ssl:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
         conn, connector = self._tcp_connect(host, port, family, local_addr)
-        extra = self._tcp_extra(conn)  # now: the connection may be gone when it fails
+        key = self._tcp_key(conn)  # now: the connection may be gone when it fails
         try:
             await connector.future
         except BaseException:
@@ -528,10 +529,10 @@ class _EthoxLoopMixin(_LoopBase):
                 waiter, server_side=False, server_hostname=server_hostname,
                 ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
                 ssl_shutdown_timeout=ssl_shutdown_timeout)
-            raw = TcpTransport(self, ssl_protocol, conn, extra)
+            raw = TcpTransport(self, ssl_protocol, conn, key)
             transport = ssl_protocol._app_transport
         else:
-            raw = transport = TcpTransport(self, protocol, conn, extra, waiter=waiter)
+            raw = transport = TcpTransport(self, protocol, conn, key, waiter=waiter)
         if connector.closed_with:  # failed between the handshake and now
             raw._on_closed(connector.closed_with[0])
         try:

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -505,6 +506,8 @@ def test_extra_info(setup: Setup) -> None:
             assert transport.get_extra_info("nonexistent", "dflt") == "dflt"
             if s.ethox:
                 assert transport.get_extra_info("socket") is None
+                assert not hasattr(transport, "__dict__")  # slots: no dict per connection
+            assert weakref.ref(transport)() is transport  # as CPython's and uvloop's
             assert transport.get_extra_info("sslcontext") is None
             # (uvloop's default low-water mark is 16 bytes, not 16 KiB: a uvloop quirk)
             low = 16 if s.kind == "uvloop-kernel" else 16384
@@ -577,6 +580,37 @@ def test_eof_received_false_closes_the_transport(setup: Setup) -> None:
         assert transport.is_closing()
         assert await done(peer.eof) == 0  # our close() sent our FIN
         assert await done(peer.lost) is None
+        await s.close_peer_server(server)
+
+    setup.run(body)
+
+
+def test_extra_info_first_asked_after_the_connection_is_gone(setup: Setup) -> None:
+    # Ours makes it when first asked (from the four-tuple the transport keeps), so it
+    # must not depend on the stack still knowing the connection.
+    async def body(s: Setup) -> None:
+        factory = Factory()
+        server, port = await s.peer_server(factory)
+        transport, client = await s.loop.create_connection(Recorder, s.peer_host(), port)
+        peer = await done(factory.first)
+        await done(peer.made)
+        await s.peer_call(lambda: peer.transport.close())  # the peer closes first
+        assert await done(client.lost) is None
+        assert await done(peer.lost) is None
+        if s.ethox:  # passive closer: LAST-ACK, then out of the stack's table
+            def gone() -> bool:
+                try:
+                    s.loop._stack.tcp.four_tuple(transport._conn)  # type: ignore[attr-defined]
+                except KeyError:
+                    return True
+                return False
+
+            await until(gone)
+        assert transport.get_extra_info("peername") == (s.peer_host(), port)
+        sockname = transport.get_extra_info("sockname")
+        assert sockname[0] == s.host()
+        assert await s.peer_call(lambda: peer.transport.get_extra_info("peername")) == sockname
+        assert repr(transport)  # (names the peer: the same extra info)
         await s.close_peer_server(server)
 
     setup.run(body)

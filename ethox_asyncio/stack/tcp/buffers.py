@@ -55,6 +55,10 @@ _Data = bytes | bytearray | memoryview
 # Dead chunks at the front of SendBuffer's lists are deleted in bulk once there
 # are this many and they are at least half the list (amortised O(1)).
 _COMPACT_AT = 64
+# What an empty SendBuffer holds instead of its two lists (made by the first append,
+# dropped when it empties: an idle connection's memory). Shared, so never mutated.
+_NO_VIEWS: list[memoryview] = []
+_NO_STARTS: list[int] = []
 
 
 def _own_view(data: _Data) -> memoryview:
@@ -77,14 +81,17 @@ class SendBuffer:
 
     Chunks live in a list with a head index; ``_starts[i]`` is the position of
     chunk ``i`` in a private stream coordinate (reset to 0 whenever the buffer
-    empties), so a peek is one ``bisect``.
+    empties), so a peek is one ``bisect``. While the buffer is empty both lists are
+    the shared empty ``_NO_VIEWS`` / ``_NO_STARTS`` (never appended to: ``append``
+    makes new lists, ``clear`` puts the shared ones back), so they are non-empty
+    exactly when bytes are held.
     """
 
     __slots__ = ("_base", "_chunks", "_end", "_head", "_starts")
 
     def __init__(self) -> None:
-        self._chunks: list[memoryview] = []
-        self._starts: list[int] = []
+        self._chunks: list[memoryview] = _NO_VIEWS
+        self._starts: list[int] = _NO_STARTS
         self._head = 0  # index of the first chunk holding unacknowledged bytes
         self._base = 0  # stream position of SND.UNA
         self._end = 0  # stream position after the last byte
@@ -100,9 +107,15 @@ class SendBuffer:
         view = _own_view(data)
         n = view.nbytes
         if n:
-            self._chunks.append(view)
-            self._starts.append(self._end)
-            self._end += n
+            end = self._end
+            chunks = self._chunks
+            if chunks is _NO_VIEWS:  # the first bytes since the buffer was empty
+                self._chunks = [view]
+                self._starts = [end]
+            else:
+                chunks.append(view)
+                self._starts.append(end)
+            self._end = end + n
 
     def peek(self, offset: int, length: int) -> bytes | memoryview:
         """Bytes ``[offset, offset + length)`` from SND.UNA, clamped to what is held."""
@@ -188,8 +201,8 @@ class SendBuffer:
 
     def clear(self) -> None:
         """Drop everything (abort, or all data acknowledged)."""
-        self._chunks.clear()
-        self._starts.clear()
+        self._chunks = _NO_VIEWS
+        self._starts = _NO_STARTS
         self._head = 0
         self._base = 0
         self._end = 0

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .seq import seq_ge, seq_gt
+from .seq import seq_gt
 
 __all__ = [
     "CONTROLLERS",
@@ -85,7 +85,13 @@ def initial_window(mss: int, segments: int = 10) -> int:
     Generalised to other segment counts as min(N·MSS, max(2·MSS, N·1460)), which
     is RFC 6928's formula for N = 10 (14600 = 10·1460).
     """
-    return min(segments * mss, max(2 * mss, segments * 1460))
+    # min(N·MSS, max(2·MSS, N·1460)) without the builtins' calls: once per connection.
+    window = segments * mss
+    limit = segments * 1460
+    floor = 2 * mss
+    if floor > limit:
+        limit = floor
+    return window if window < limit else limit
 
 
 class CongestionControl(Protocol):
@@ -158,7 +164,8 @@ class NewReno:
         self.mss = mss
         self._segments = initial_window_segments
         self._abc_limit = abc_limit
-        self._abc_bytes = abc_limit * mss
+        # (L = 1: the MSS's own int object, not a product: an idle connection's memory.)
+        self._abc_bytes = mss if abc_limit == 1 else abc_limit * mss
         # RFC 6928 §2 / RFC 5681 §3.1: IW; ssthresh arbitrarily high.
         self.initial_window = initial_window(mss, initial_window_segments)
         self.cwnd = self.initial_window
@@ -388,7 +395,7 @@ class NewReno:
             return
         old_iw = self.initial_window
         self.mss = mss
-        self._abc_bytes = self._abc_limit * mss
+        self._abc_bytes = mss if self._abc_limit == 1 else self._abc_limit * mss
         self.initial_window = initial_window(mss, self._segments)
         if self.cwnd == old_iw and self.ssthresh == INFINITE_SSTHRESH:
             self.cwnd = self.initial_window
@@ -549,7 +556,7 @@ class RecoveryState:
 
     def covers(self, ack: int) -> bool:
         """The cumulative ACK acknowledges everything sent before ``recover``."""
-        return seq_ge(ack, self.recover)
+        return ((ack - self.recover) & 0xFFFFFFFF) < 0x80000000  # seq_ge, inline (per ACK)
 
     def enter(self, snd_nxt: int) -> None:
         """Start fast recovery, ``recover`` = SND.NXT now (``dupacks`` is kept)."""

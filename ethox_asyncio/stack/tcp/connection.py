@@ -249,7 +249,7 @@ class TcpConnection(Sender):
             # Linux tcp_disconnect: also in CLOSING/LAST-ACK while data or the FIN
             # is still unsent (the peer would wait for it forever).
             self._rst_pending = True
-        self._ctl_out.clear()
+        self._ctl_out = None
         self._set_state(_S.CLOSED, now)
         self._report(None)
 
@@ -370,7 +370,7 @@ class TcpConnection(Sender):
             self._ack_now = False  # (TIME-WAIT still owes the ACK of the FIN)
         self._fast_rtx = self._probe_due = self._ka_due = self._synack_due = False
         self._sndbuf.clear()
-        self._ooo.clear()
+        self._ooo = None  # (made again for the next hole, as for the first)
 
     def _establish(self, seg: Segment, now: float) -> None:
         """SND.UNA moved past our SYN: ESTABLISHED (RFC 9293 §3.10.7.3 / .4 SYN-RECEIVED)."""
@@ -467,15 +467,20 @@ class TcpConnection(Sender):
         if not wnd or not self.snd_wnd or self.recovery.in_recovery:
             return False
         if n:
-            if not self._reading or self._held_len or self._ooo.bytes_held \
+            ooo = self._ooo
+            if not self._reading or self._held_len or (ooo is not None and ooo.bytes_held) \
                     or self._ooo_fin is not None:
                 return False
             rcv_wnd = (self.rcv_adv - seq) & MASK32
             if rcv_wnd >= HALF32 or n > rcv_wnd:
                 return False
         # -- from here on the full path's outcome, in its order.
-        if self._ack_now and len(self._ctl_out) < _ACK_QUEUE_LIMIT:
-            self._ctl_out.append(self._segment(self.snd_max, 0, b"", self._sack(), now))
+        if self._ack_now:
+            ctl_out = self._ctl_out
+            if ctl_out is None:  # (made on first use: the contract of .tcb)
+                ctl_out = self._ctl_out = []
+            if len(ctl_out) < _ACK_QUEUE_LIMIT:
+                ctl_out.append(self._segment(self.snd_max, 0, b"", self._sack(), now))
         if ts_val is not None and ((self.last_ack_sent - seq) & MASK32) < HALF32:
             self.ts_recent = ts_val  # RFC 7323 §4.3 R3
             self.ts_recent_at = now
@@ -510,9 +515,12 @@ class TcpConnection(Sender):
 
     def _on_segment(self, seg: Segment, now: float) -> None:
         """The full path of RFC 9293 §3.10.7 for one segment (see :meth:`on_segment`)."""
-        if self._ack_now and self._state in _ACK_QUEUE_STATES \
-                and len(self._ctl_out) < _ACK_QUEUE_LIMIT:
-            self._ctl_out.append(self._segment(self.snd_max, 0, b"", self._sack(), now))
+        if self._ack_now and self._state in _ACK_QUEUE_STATES:
+            ctl_out = self._ctl_out
+            if ctl_out is None:  # (made on first use: the contract of .tcb)
+                ctl_out = self._ctl_out = []
+            if len(ctl_out) < _ACK_QUEUE_LIMIT:
+                ctl_out.append(self._segment(self.snd_max, 0, b"", self._sack(), now))
         if self._state is _S.ESTABLISHED:
             self._on_segment_established(seg, now)
         else:
@@ -534,7 +542,7 @@ class TcpConnection(Sender):
                             or ((ack - self.snd_max - 1) & MASK32) < HALF32 - 1):
             self.stats["tcp_syn_sent_bad_ack"] += 1
             if not flags & RST:
-                self._ctl_out.append(Segment(self.local_port, self.remote_port, ack, 0, RST, 0))
+                self._queue_ctl(Segment(self.local_port, self.remote_port, ack, 0, RST, 0))
             return
         if flags & RST:
             # Second: a RST is acceptable only if it acknowledges our SYN (RFC 5961 §3).
@@ -620,7 +628,7 @@ class TcpConnection(Sender):
         if not self._ack_acceptable(ack):
             # RFC 9293: <SEQ=SEG.ACK><CTL=RST>.
             self.stats["tcp_syn_received_bad_ack"] += 1
-            self._ctl_out.append(Segment(self.local_port, self.remote_port, ack, 0, RST, 0))
+            self._queue_ctl(Segment(self.local_port, self.remote_port, ack, 0, RST, 0))
             return
         listener = self._listener
         if self._passive and listener is not None and not listener._child_established(self,

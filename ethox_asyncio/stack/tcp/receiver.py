@@ -34,6 +34,7 @@ Contract (all methods work on the :class:`~.tcb.Tcb` fields, never send):
 
 from __future__ import annotations
 
+from .buffers import OutOfOrderQueue
 from .segment import FIN, SYN, Segment
 from .state import TcpState
 from .tcb import (
@@ -117,8 +118,8 @@ class Receiver(Tcb):
         if not reading:
             return
         if self._held_len:
-            data = b"".join(self._held)
-            self._held = []
+            data = b"".join(self._held or ())
+            self._held = None
             self._held_len = 0
             self._unconsumed += len(data)
             self.events.append((EV_DATA, self, data))
@@ -197,7 +198,11 @@ class Receiver(Tcb):
             self._unconsumed += len(data)
             self.events.append((EV_DATA, self, data))
         else:
-            self._held.append(bytes(data))
+            held = self._held
+            if held is None:
+                self._held = [bytes(data)]
+            else:
+                held.append(bytes(data))
             self._held_len += len(data)
 
     def _deliver_eof(self) -> None:
@@ -245,15 +250,19 @@ class Receiver(Tcb):
             self.stats["tcp_trimmed_to_window"] += 1
         if off:
             # Out of order: hold a copy, ACK at once with SACK (RFC 5681 §4.2, RFC 2018 §4).
-            if n and self.sack_ok and self._ooo.bytes_held:
-                # RFC 2883 §4: data held out of order arrived again: a D-SACK block
-                # first, then the block that holds it.
-                dup = self._ooo.overlap(seq, n, rcv_nxt)
-                if dup is not None:
-                    self._dsack = dup
-                    self.stats["tcp_dsack_sent"] += 1
-            if n and not self._ooo.add(seq, payload, rcv_nxt):
-                self.stats["tcp_ooo_dropped"] += 1
+            if n:
+                ooo = self._ooo
+                if ooo is None:  # the first hole (made on first use: the contract of .tcb)
+                    ooo = self._ooo = OutOfOrderQueue(self._recv_buffer)
+                if self.sack_ok and ooo.bytes_held:
+                    # RFC 2883 §4: data held out of order arrived again: a D-SACK block
+                    # first, then the block that holds it.
+                    dup = ooo.overlap(seq, n, rcv_nxt)
+                    if dup is not None:
+                        self._dsack = dup
+                        self.stats["tcp_dsack_sent"] += 1
+                if not ooo.add(seq, payload, rcv_nxt):
+                    self.stats["tcp_ooo_dropped"] += 1
             if fin:
                 self._ooo_fin = (seq + n) & MASK32
             self._ack_now = True
@@ -265,7 +274,7 @@ class Receiver(Tcb):
             self._deliver(payload)
             rcv_nxt = (rcv_nxt + n) & MASK32
             ooo = self._ooo
-            if len(ooo):
+            if ooo:
                 # Fills all or part of a hole: ACK at once (RFC 5681 §4.2).
                 for chunk in ooo.take(rcv_nxt):
                     self._deliver(chunk)

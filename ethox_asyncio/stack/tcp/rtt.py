@@ -39,6 +39,7 @@ MIN_RTT_WINDOW = 300.0
 # RFC 6298 §5.7: after the SYN timed out with no RTT sample, restart at 3 s
 # (Linux TCP_TIMEOUT_FALLBACK).
 _FALLBACK_RTO = 3.0
+_INF = float("inf")  # one object for every estimator (a float per connection otherwise)
 
 
 class RttEstimator:
@@ -86,7 +87,7 @@ class RttEstimator:
         # The minimum over the last MIN_RTT_WINDOW seconds: the best, second and third
         # best samples of the window with their times (a running-minimum filter as
         # Linux's win_minmax: a newer, larger sample takes over when the best expires).
-        self._min_rtt = self._second_rtt = self._third_rtt = float("inf")
+        self._min_rtt = self._second_rtt = self._third_rtt = _INF
         self._min_at = self._second_at = self._third_at = 0.0
         # RFC 6298 §2.1: "Until a round-trip time (RTT) measurement has been made
         # ... the sender SHOULD set RTO <- 1 second" (rto_initial).

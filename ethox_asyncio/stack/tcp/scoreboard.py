@@ -66,6 +66,7 @@ DUPTHRESH = 3  # RFC 6675 §2 / RFC 5681 §3.2
 # Loss times are compared in floating point: a segment whose deadline is within this
 # of now is due (RACK's arithmetic on the ACK that delivered it gives exactly now).
 _EPSILON = 1e-6
+_INF = float("inf")  # one object for every scoreboard (a float per connection otherwise)
 
 
 class SentSegment:
@@ -99,8 +100,10 @@ class Scoreboard:
                  "segments", "una")
 
     def __init__(self, una: int) -> None:
+        # (``una`` masked once: one int object shared by the three fields below.)
+        una &= MASK32
         self.segments: list[SentSegment] = []
-        self.una = una & MASK32  # SND.UNA as of the last cumulative_ack
+        self.una = una  # SND.UNA as of the last cumulative_ack
         self.sacked_out = 0
         self.lost_out = 0
         self.retrans_out = 0
@@ -108,10 +111,10 @@ class Scoreboard:
         self.dupack_out = 0  # bytes duplicate ACKs stand for, without SACK
         # RACK (RFC 8985 §6.1): the most recently sent segment delivered.
         self.rack_xmit = -1.0  # RACK.xmit_ts; -1: none yet
-        self.rack_end = una & MASK32  # RACK.end_seq
+        self.rack_end = una  # RACK.end_seq
         self.rack_rtt = 0.0  # RACK.rtt
-        self.min_rtt = float("inf")  # RACK.min_RTT (the smallest RTT sample seen)
-        self.fack = una & MASK32  # highest sequence delivered (SACKed or ACKed)
+        self.min_rtt = _INF  # RACK.min_RTT (the smallest RTT sample seen)
+        self.fack = una  # highest sequence delivered (SACKed or ACKed)
         self.reordering_seen = False
 
     def __repr__(self) -> str:

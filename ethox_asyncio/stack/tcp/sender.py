@@ -93,6 +93,7 @@ from __future__ import annotations
 
 import errno
 
+from .prr import Prr
 from .receiver import Receiver
 from .scoreboard import DUPTHRESH, SACKED, SentSegment
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
@@ -144,16 +145,17 @@ class Sender(Receiver):
         limit = 3 if self.ts_ok else 4
         dsack = self._dsack
         ooo_fin = self._ooo_fin
+        ooo = self._ooo
         if dsack is not None:
             # RFC 2883 §4: the duplicate first, then the usual blocks; reported once.
             self._dsack = None
-            blocks = self._ooo.sack_blocks(self.rcv_nxt, limit - 1) if len(self._ooo) else []
+            blocks = ooo.sack_blocks(self.rcv_nxt, limit - 1) if ooo else []
             if ooo_fin is not None:
                 blocks = _with_fin(blocks, ooo_fin, limit - 1)
             return (dsack, *blocks)
-        if len(self._ooo) or ooo_fin is not None:
+        if ooo or ooo_fin is not None:
             # RFC 2018 §4: as many blocks as fit, the newest first (3 with timestamps).
-            blocks = self._ooo.sack_blocks(self.rcv_nxt, limit) if len(self._ooo) else []
+            blocks = ooo.sack_blocks(self.rcv_nxt, limit) if ooo else []
             if ooo_fin is not None:
                 blocks = _with_fin(blocks, ooo_fin, limit)
             return tuple(blocks)
@@ -205,10 +207,14 @@ class Sender(Receiver):
         out: list[Segment] = []
         if budget <= 0:
             return out
-        if self._ctl_out:
-            take = self._ctl_out[:budget]
-            del self._ctl_out[:budget]
-            out.extend(take)
+        ctl_out = self._ctl_out
+        if ctl_out:
+            if len(ctl_out) <= budget:
+                self._ctl_out = None  # all taken: the queue itself is the output
+                out = ctl_out
+            else:
+                out.extend(ctl_out[:budget])
+                del ctl_out[:budget]
             if len(out) >= budget:
                 return out
         if self._rst_pending:
@@ -264,7 +270,7 @@ class Sender(Receiver):
                 self._after_send(now)
             return
         if not sent and not fin_pending and not tlp and not self._probe_due \
-                and self._dsack is None and self._ooo_fin is None and not len(self._ooo) \
+                and self._dsack is None and self._ooo_fin is None and not self._ooo \
                 and len(out) < budget and self._send_one(now, buf_len, out):
             return  # the common case: what is queued fits one segment
         self._tlp_due = False
@@ -348,7 +354,7 @@ class Sender(Receiver):
             end = (snd_nxt + n + (flags & FIN)) & MASK32
             sb.on_sent(snd_nxt, end, now, bool(flags & FIN))
             if in_recovery:
-                self.prr.on_sent(n)
+                self._prr().on_sent(n)
             snd_nxt = end
             if tlp:
                 self._tlp_sent(end, False)
@@ -417,7 +423,7 @@ class Sender(Receiver):
         end = (snd_nxt + n) & MASK32
         sb.on_sent(snd_nxt, end, now, False)
         if self.recovery.in_recovery:
-            self.prr.on_sent(n)
+            self._prr().on_sent(n)
         self.snd_nxt = self.snd_max = end
         self._after_send(now)
         return True
@@ -454,7 +460,7 @@ class Sender(Receiver):
         if self._undo_retrans >= 0:
             self._undo_retrans += 1
         if self.recovery.in_recovery:
-            self.prr.on_sent(n + rec.fin)
+            self._prr().on_sent(n + rec.fin)
 
     def _retransmit_lost(self, now: float, budget: int, out: list[Segment],
                          force: bool) -> bool:
@@ -693,7 +699,7 @@ class Sender(Receiver):
         if rec.in_recovery and self.config.prr:
             # RFC 6937: cwnd = pipe + sndcnt on every ACK in recovery.
             pipe = sb.pipe((self.snd_max - self.snd_una) & MASK32)
-            self.cc.cwnd = self.prr.on_ack(delivered, pipe, self.smss)
+            self.cc.cwnd = self._prr().on_ack(delivered, pipe, self.smss)
         self._arm_timer(now, restart or timeout > 0.0, timeout)
 
     def _reo_wnd(self) -> float:
@@ -799,10 +805,13 @@ class Sender(Receiver):
         self._prior_cwnd = cc.cwnd
         self._prior_ssthresh = cc.ssthresh
         self._undo_retrans = 0
+        prr = self.prr
+        if prr is None:  # the first recovery (made on first use: the contract of .tcb)
+            prr = self.prr = Prr()
         rec.enter(self.snd_max)
         cc.enter_recovery(flight)
         if self.config.prr:
-            self.prr.start(cc.ssthresh, flight)
+            prr.start(cc.ssthresh, flight)
         elif self.sack_ok:
             cc.cwnd = cc.ssthresh  # RFC 6675 §5 step (4.2)
         self._fast_rtx = True
@@ -810,6 +819,12 @@ class Sender(Receiver):
         self._rtt_seq = None
         self._tlp_high = None  # Linux tcp_init_cwnd_reduction
         self.stats["tcp_fast_retransmits"] += 1
+
+    def _prr(self) -> Prr:
+        """The PRR state, in recovery (made by :meth:`_enter_recovery` before it)."""
+        prr = self.prr
+        assert prr is not None, "PRR used before the first recovery"
+        return prr
 
     def _exit_recovery(self) -> None:
         """The full ACK (RFC 6582 §3.2 step 6): cwnd = ssthresh with PRR (RFC 6937 §3) or
@@ -935,7 +950,7 @@ class Sender(Receiver):
             self._enter_recovery()
             if self.config.prr:
                 pipe = sb.pipe((self.snd_max - self.snd_una) & MASK32)
-                self.cc.cwnd = self.prr.on_ack(0, pipe, self.smss)
+                self.cc.cwnd = self._prr().on_ack(0, pipe, self.smss)
         self.stats["tcp_rack_reorder_timeouts"] += 1
         self._arm_timer(now, True, timeout)
 

@@ -19,6 +19,14 @@ Sequence comparisons on the hot path are inlined forms of :mod:`.seq`:
 ``seq_gt(a, b)`` is ``((a - b - 1) & MASK32) < HALF32 - 1`` and ``seq_ge(a, b)`` is
 ``((a - b) & MASK32) < HALF32``.
 
+What most connections never need is made on first use, and ``None`` until then
+(an idle connection's memory, docs/performance.md): ``prr`` (a :class:`~.prr.Prr`)
+on entering the first fast recovery, before ``recovery.in_recovery`` can be true;
+``_ooo`` (an :class:`~.buffers.OutOfOrderQueue` of ``recv_buffer`` bytes) for the
+first out-of-order text; ``_held`` (data held while not reading) for the first such
+data, and again ``None`` once delivered; ``_ctl_out`` (the queued control segments:
+pure ACKs, RSTs) for the first one, and again ``None`` once all were taken.
+
 Timers are data (DESIGN.md "TCP"): ``rto_at``, ``ack_at``, ``persist_at``,
 ``keepalive_at``, ``time_wait_at``, ``fin_wait2_at`` are absolute times or
 ``None``.
@@ -32,15 +40,16 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .buffers import OutOfOrderQueue, SendBuffer
+from .buffers import SendBuffer
 from .config import TcpConfig
 from .congestion import CONTROLLERS, RecoveryState
-from .prr import Prr
 from .rtt import RttEstimator
 from .scoreboard import Scoreboard
 from .state import TcpState
 
 if TYPE_CHECKING:
+    from .buffers import OutOfOrderQueue
+    from .prr import Prr
     from .segment import Segment
 
 __all__ = [
@@ -264,12 +273,12 @@ class Tcb:
 
         # Send side.
         self._sndbuf = SendBuffer()
-        self.buf_seq = (iss + 1) & MASK32
+        self.buf_seq = buf_seq = (iss + 1) & MASK32
         self._fin_queued = False
         self._fin_seq = 0
         self._orphan = False
         self._rst_pending = False
-        self._ctl_out: list[Segment] = []
+        self._ctl_out: list[Segment] | None = None  # (made on first use: the module docstring)
         self._fast_rtx = False
         self._probe_due = False  # a zero-window probe (persist timer) is to be sent
         self._ka_due = False  # a keep-alive probe is to be sent
@@ -289,8 +298,8 @@ class Tcb:
         self.recovery = RecoveryState(iss)
         # Loss recovery (sender.py): the scoreboard of what is in flight, PRR during
         # fast recovery, tail loss probes, RACK's reordering window, D-SACK undo.
-        self.sb = Scoreboard((iss + 1) & MASK32)
-        self.prr = Prr()
+        self.sb = Scoreboard(buf_seq)
+        self.prr: Prr | None = None  # made on entering the first recovery (docstring)
         self._tlp_due = False  # the probe timeout fired: send a probe
         self._blackhole_limit = 0  # mss_limit before a black-hole clamp; 0: none
         self._blackhole_at = 0.0
@@ -320,13 +329,13 @@ class Tcb:
         # RFC 9293 §3.8.6.2.2: advance the right edge by at least min(RCV.BUFF/2, MSS).
         half = recv_buffer // 2
         self._sws_threshold = half if half < adv_mss else adv_mss
-        self._ooo = OutOfOrderQueue(recv_buffer)
+        self._ooo: OutOfOrderQueue | None = None  # made for the first hole (module docstring)
         # RFC 2883: a duplicate range to report as the first SACK block of the next ACK.
         self._dsack: tuple[int, int] | None = None
         self._ooo_fin: int | None = None  # sequence number of a FIN seen out of order
         self._fin_received = False
         self._unconsumed = 0  # delivered to the application, not yet consumed()
-        self._held: list[bytes] = []  # in-order data kept while not reading
+        self._held: list[bytes] | None = None  # in-order data kept while not reading
         self._held_len = 0
         self._reading = True
         self._eof_pending = False
@@ -356,6 +365,14 @@ class Tcb:
 
     def _event(self, kind: str, arg: Any = None) -> None:
         self.events.append((kind, self, arg))
+
+    def _queue_ctl(self, seg: Segment) -> None:
+        """Queue a control segment (sent first by the next ``output``)."""
+        ctl_out = self._ctl_out
+        if ctl_out is None:
+            self._ctl_out = [seg]
+        else:
+            ctl_out.append(seg)
 
     def _flight(self) -> int:
         """Bytes (and SYN/FIN) sent and not acknowledged, as of the last transmission."""

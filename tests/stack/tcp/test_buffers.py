@@ -186,6 +186,34 @@ def test_matches_a_bytearray_model(chunks: list[bytes], data: st.DataObject) -> 
         assert dest[:n] == model[off : off + length]
 
 
+@given(st.lists(st.tuples(st.integers(0, 1), st.binary(max_size=30), st.integers(0, 40)),
+                max_size=60))
+def test_empty_buffers_share_lists_that_nothing_fills(
+        steps: list[tuple[int, bytes, int]]) -> None:
+    # While empty a buffer holds the shared _NO_VIEWS/_NO_STARTS (no lists of its own):
+    # two buffers used in turn must never see each other's bytes through them.
+    from ethox_asyncio.stack.tcp import buffers
+
+    bufs = [SendBuffer(), SendBuffer()]
+    models = [bytearray(), bytearray()]
+    assert bufs[0]._chunks is buffers._NO_VIEWS and bufs[1]._starts is buffers._NO_STARTS
+    for which, chunk, eat in steps:
+        buf, model = bufs[which], models[which]
+        buf.append(chunk)
+        model += chunk
+        n = min(eat, len(model))
+        buf.consume(n)
+        del model[:n]
+        for b, m in zip(bufs, models, strict=True):
+            assert bytes(b.peek(0, len(m) + 1)) == bytes(m)
+            assert (b._chunks is buffers._NO_VIEWS) == (not m)
+            assert (b._starts is buffers._NO_STARTS) == (not m)
+        assert buffers._NO_VIEWS == [] and buffers._NO_STARTS == []
+    for b in bufs:
+        b.clear()
+        assert b._chunks is buffers._NO_VIEWS and len(b) == 0
+
+
 # --- OutOfOrderQueue ---------------------------------------------------------------------
 
 def test_add_and_take_in_one_range() -> None:

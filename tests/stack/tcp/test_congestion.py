@@ -349,3 +349,15 @@ def test_cubic_is_the_default_and_newreno_selectable() -> None:
     assert type(reno) is NewReno
     with pytest.raises(ValueError, match="congestion_control"):
         TcpConfig(congestion_control="bbr")
+
+
+@pytest.mark.parametrize("recover", [0, 1, 0x7FFFFFFF, 0x80000000, SEQ_MOD - 1, SEQ_MOD - 5])
+def test_covers_is_seq_ge_across_the_wrap(recover: int) -> None:
+    # RecoveryState.covers inlines seq_ge (it runs on every ACK).
+    from ethox_asyncio.stack.tcp.seq import seq_ge
+
+    state = RecoveryState(recover)
+    for delta in (0, 1, 2, 1000, 0x7FFFFFFE, 0x7FFFFFFF, 0x80000000, 0x80000001,
+                  SEQ_MOD - 1, SEQ_MOD - 1000):
+        ack = (recover + delta) % SEQ_MOD
+        assert state.covers(ack) == seq_ge(ack, recover), (recover, delta)
